@@ -1,0 +1,59 @@
+"""Child processes that die with their parent and stop cleanly."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Linux: if the runner is killed outright, the kernel sends SIGTERM to its children.
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(args: list[str], *, env: dict[str, str], log_file: Path) -> subprocess.Popen:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    out = log_file.open("ab")
+    try:
+        return subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+        )
+    finally:
+        out.close()
+
+
+def stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
+    """SIGTERM each process, wait for all, SIGKILL whatever is still alive after the timeout."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in processes:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def python_module(module: str) -> list[str]:
+    return [sys.executable, "-m", module]
+
+
+def base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}

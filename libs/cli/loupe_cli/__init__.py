@@ -1,0 +1,1 @@
+"""The `loupe` command: import image folders into Loupe datasets."""

@@ -1,0 +1,5 @@
+"""`python -m loupe_cli` runs the `loupe` command."""
+
+from .main import app
+
+app(prog_name="loupe")

@@ -1,0 +1,212 @@
+"""The `loupe` command line: typer for arguments, rich for progress and the summary. All the work
+happens in importer.py; this module only renders it."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.status import Status
+from rich.table import Table
+from rich.text import Text
+
+from .connection import Uploaded, UploadFailure
+from .folders import FolderError, ScanResult
+from .importer import BatchOutcome, DatasetWaitTimeout, ImportHooks, ImportSummary, ProjectNotFound, run_import
+
+MAX_LISTED_FAILURES = 20
+
+app = typer.Typer(help="Loupe, a self-hosted Amazon Lookout for Vision.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Work with project datasets.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+class DatasetType(str, Enum):
+    train = "train"
+    test = "test"
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- img/s" if speed is None else f"{speed:.1f} img/s", style="progress.data.speed")
+
+
+class RichHooks(ImportHooks):
+    """Renders importer progress. Called from the main thread only (uploads report back through
+    as_completed), so rich needs no locking here."""
+
+    def __init__(self, console: Console, directory: Path) -> None:
+        self.console = console
+        self.directory = directory
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.status: Status | None = None
+        self.stage = "Waiting for the dataset:"
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[yellow]note:[/] {message}")
+
+    def images_found(self, scan: ScanResult) -> None:
+        n = len(scan.skipped)
+        skipped = f", skipping {n} other file{'' if n == 1 else 's'}" if n else ""
+        self.console.print(
+            f"Found {scan.count('normal')} normal and {scan.count('anomaly')} anomaly images{skipped}."
+        )
+
+    def upload_started(self, total: int) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("Uploading", total=total)
+
+    def image_uploaded(self, outcome: Uploaded | UploadFailure) -> None:
+        assert self.progress is not None and self.task is not None
+        if isinstance(outcome, UploadFailure):
+            self.progress.console.print(f"[red]✗[/] {self._name(outcome.path)}: {outcome.code} {outcome.message}")
+        self.progress.advance(self.task)
+
+    def upload_finished(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _show(self, text: str) -> None:
+        if self.status is None:
+            self.status = self.console.status(text)
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    def dataset_status(self, status: str) -> None:
+        self._show(f"{self.stage} dataset is {status}")
+
+    def batch_started(self, index: int, total: int, lines: int, size: int) -> None:
+        self.stage = f"Batch {index}/{total} ({lines} entries, {size:,} bytes):"
+        self._show(f"{self.stage} sending")
+
+    def batch_finished(self, outcome: BatchOutcome) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        mark = "[green]✓[/]" if outcome.ok else "[red]✗[/]"
+        detail = "" if outcome.ok else f": {outcome.message}"
+        self.console.print(f"{mark} batch {outcome.index}: {outcome.lines} entries, {outcome.status}{detail}")
+
+    def _name(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.directory).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def render_summary(console: Console, summary: ImportSummary, directory: Path) -> None:
+    table = Table(title=f"Import into {summary.project} / {summary.dataset_type}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("Images found", f"{summary.found_normal + summary.found_anomaly} "
+                  f"(normal {summary.found_normal}, anomaly {summary.found_anomaly})")
+    if summary.skipped:
+        table.add_row("Skipped (not images)", str(summary.skipped))
+    table.add_row("Uploaded", str(summary.uploaded))
+    table.add_row("Failed", Text(str(len(summary.failures)), style="red" if summary.failures else ""))
+    if summary.duplicates:
+        table.add_row("Duplicate images (sent once)", str(summary.duplicates))
+    table.add_row("Entries sent", str(summary.entries_sent))
+    ok_batches = sum(batch.ok for batch in summary.batches)
+    table.add_row("Batches completed", f"{ok_batches}/{summary.batches_total}")
+    stats = summary.image_stats
+    for key in ("Total", "Labeled", "Normal", "Anomaly"):
+        table.add_row(f"Dataset images: {key}", str(stats.get(key, "-")))
+    console.print(table)
+
+    if summary.failures:
+        failures = Table(title=f"Failed images (first {MAX_LISTED_FAILURES})" if len(summary.failures) >
+                         MAX_LISTED_FAILURES else "Failed images")
+        failures.add_column("File")
+        failures.add_column("Code", style="red")
+        failures.add_column("Message")
+        for failure in summary.failures[:MAX_LISTED_FAILURES]:
+            try:
+                name = failure.path.relative_to(directory).as_posix()
+            except ValueError:
+                name = str(failure.path)
+            failures.add_row(name, failure.code, failure.message)
+        console.print(failures)
+        if len(summary.failures) > MAX_LISTED_FAILURES:
+            console.print(f"... and {len(summary.failures) - MAX_LISTED_FAILURES} more")
+    for batch in summary.failed_batches:
+        console.print(f"[red]Batch {batch.index} failed ({batch.status}):[/] {batch.message}")
+    if len(summary.batches) < summary.batches_total:
+        console.print(f"[red]{summary.batches_total - len(summary.batches)} batches were not sent.[/]")
+
+
+@dataset_app.command("import")
+def import_dataset(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR",
+            help="Folder holding normal/ and/or anomaly/ subfolders of .png/.jpg images.",
+            exists=True,
+            file_okay=False,
+            dir_okay=True,
+        ),
+    ],
+    project: Annotated[str, typer.Option("--project", help="Project name.")],
+    dataset_type: Annotated[DatasetType, typer.Option("--type", help="Dataset to fill.")],
+    create_project: Annotated[
+        bool, typer.Option("--create-project", help="Create the project if it does not exist.")
+    ] = False,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", help="Loupe endpoint (else env LOUPE_ENDPOINT_URL, else http://127.0.0.1:8080)."),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Signing region (else env AWS_DEFAULT_REGION, else us-east-1).")
+    ] = None,
+) -> None:
+    """Upload a folder of labelled images and add them to the project's train or test dataset."""
+    console = Console()
+    try:
+        summary = run_import(
+            directory,
+            project,
+            dataset_type.value,
+            endpoint_url=endpoint_url,
+            region=region,
+            create_project=create_project,
+            hooks=RichHooks(console, directory),
+        )
+    except FolderError as exc:
+        raise typer.BadParameter(str(exc), param_hint="DIR") from None
+    except ProjectNotFound as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except (ClientError, BotoCoreError, DatasetWaitTimeout) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    render_summary(console, summary, directory)
+    raise typer.Exit(summary.exit_code)

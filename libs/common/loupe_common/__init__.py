@@ -1,0 +1,1 @@
+"""Loupe's shared contracts and plumbing. Nothing service-specific lives here."""

@@ -1,0 +1,98 @@
+"""Image checks shared by every path that accepts an image: PNG or JPEG, 64x64 to 4096x4096,
+at most 8 MB, fully decodable. Decoding is bounded: dimensions are checked from the header before
+any pixel is decoded, so a decompression bomb is refused without being expanded."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from enum import StrEnum
+
+from PIL import Image
+
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+MIN_SIDE = 64
+MAX_SIDE = 4096
+CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg"}
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg"}
+
+# A second line of defence behind the explicit side check.
+Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
+
+
+class Rejection(StrEnum):
+    TOO_LARGE_FILE = "too_large_file"
+    UNSUPPORTED_TYPE = "unsupported_type"
+    CORRUPT = "corrupt"
+    TOO_SMALL = "too_small"
+    TOO_LARGE = "too_large"
+
+
+class ImageRejected(ValueError):
+    def __init__(self, reason: Rejection, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # "PNG" or "JPEG"
+    width: int
+    height: int
+    size: int
+    sha256: str
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+
+def sniff_format(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    return None
+
+
+def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
+    """Check and fully decode an image; ImageRejected says why it is refused. CPU-bound: call it
+    from a worker thread on the event loop's behalf."""
+    if len(data) > max_bytes:
+        raise ImageRejected(
+            Rejection.TOO_LARGE_FILE, f"image is {len(data)} bytes; the limit is {max_bytes} bytes"
+        )
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageRejected(Rejection.UNSUPPORTED_TYPE, "image is neither PNG nor JPEG")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+                width, height = img.size
+                _check_sides(width, height)
+                img.load()
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected(Rejection.TOO_LARGE, "image has too many pixels") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for damaged files
+        raise ImageRejected(Rejection.CORRUPT, f"image could not be decoded ({exc})") from None
+    return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _check_sides(width: int, height: int) -> None:
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageRejected(
+            Rejection.TOO_SMALL, f"image is {width}x{height}; the minimum is {MIN_SIDE}x{MIN_SIDE}"
+        )
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise ImageRejected(
+            Rejection.TOO_LARGE, f"image is {width}x{height}; the maximum is {MAX_SIDE}x{MAX_SIDE}"
+        )

@@ -1,0 +1,171 @@
+"""Kafka plumbing: the broker every service builds, topic creation, request/reply for the gateway,
+and the small ASGI app that runs a message-only service with health routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import BaseModel
+
+from .errors import ErrorCode, LoupeError
+from .messages import Reply
+from .settings import Settings
+from .topics import CATALOGUE
+
+log = logging.getLogger("loupe.kafka")
+
+# Consumer options that keep request/reply latency low: a fetch returns as soon as one record is
+# there, and an idle fetch waits at most this long.
+FETCH_MAX_WAIT_MS = 20
+
+
+def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"loupe-{client_id}",
+        max_request_size=settings.kafka_max_message_bytes,
+        enable_idempotence=settings.kafka_idempotent_producer,
+        linger_ms=0,
+        logger=logging.getLogger(f"loupe.{client_id}.broker"),
+        log_level=logging.DEBUG,  # FastStream logs every message at this level; keep INFO quiet
+    )
+
+
+def service_subscriber_options(group_id: str, **extra: Any) -> dict[str, Any]:
+    """Options for a service's work subscriber: a consumer group, start from the beginning of the
+    topic for a new group, and commit only after the handler finished (a crash replays)."""
+    return {
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.ACK,
+        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+        # Kafka's minimum; a shorter session also makes group joins finish sooner (Tansu
+        # completes a join after half the session timeout).
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 1000,
+        **extra,
+    }
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[tuple[str, int]] | None = None) -> list[str]:
+    """Create missing topics (default: the whole catalogue); returns the names it created."""
+    wanted = list(topics) if topics is not None else [
+        (spec.name, settings.topic_partitions if spec.partitioned else 1) for spec in CATALOGUE
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="loupe-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(name, num_partitions=parts, replication_factor=settings.topic_replication)
+            for name, parts in wanted
+            if name not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race
+        return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+async def delete_topic(settings: Settings, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="loupe-admin")
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    except UnknownTopicOrPartitionError:
+        pass
+    finally:
+        await admin.close()
+
+
+class RequestClient:
+    """Sends a command and awaits its reply on this process's own reply topic.
+
+    The service answers through FastStream's reply_to support; replies are matched by correlation
+    id. A reply that arrives after its request timed out is dropped.
+    """
+
+    def __init__(self, broker: KafkaBroker, reply_topic: str, timeout: float) -> None:
+        self._broker = broker
+        self._reply_topic = reply_topic
+        self._timeout = timeout
+        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        broker.subscriber(
+            reply_topic, auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS
+        )(self._on_reply)
+
+    async def _on_reply(self, body: dict[str, Any], msg: KafkaMessage) -> None:
+        future = self._pending.pop(msg.correlation_id, None)
+        if future is not None and not future.done():
+            future.set_result(Reply.model_validate(body))
+
+    async def broker_ready(self) -> bool:
+        return await consumers_ready(self._broker)
+
+    async def request(
+        self, topic: str, command: BaseModel, *, key: str, timeout: float | None = None
+    ) -> Reply:
+        correlation_id = str(uuid.uuid4())
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        try:
+            await self._broker.publish(
+                command,
+                topic,
+                key=key.encode(),
+                reply_to=self._reply_topic,
+                correlation_id=correlation_id,
+            )
+            return await asyncio.wait_for(future, timeout or self._timeout)
+        except TimeoutError:
+            log.warning("no reply on %s within %.1fs for %s", topic, timeout or self._timeout, correlation_id)
+            raise LoupeError(
+                ErrorCode.INTERNAL,
+                "The service did not answer in time; the request may still complete. Retry with the same client token.",
+            ) from None
+        finally:
+            self._pending.pop(correlation_id, None)
+
+
+async def consumers_ready(broker: KafkaBroker) -> bool:
+    """The broker answers and every group consumer has been given its partitions, so a command
+    published now is handled now (not after the next group join)."""
+    if not await broker.ping(timeout=3.0):
+        return False
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if getattr(subscriber, "group_id", None) and (consumer is None or not consumer.assignment()):
+            return False
+    return True
+
+
+def _json(status: int, text: str) -> AsgiResponse:
+    return AsgiResponse(f'{{"status":"{text}"}}'.encode(), status, headers={"content-type": "application/json"})
+
+
+@get
+async def _alive(scope: Any) -> AsgiResponse:  # noqa: ARG001
+    return _json(200, "ok")
+
+
+def service_app(broker: KafkaBroker, **kwargs: Any) -> AsgiFastStream:
+    """A message-only service as an ASGI app: /health (alive) and /ready (consuming)."""
+
+    @get
+    async def ready(scope: Any) -> AsgiResponse:  # noqa: ARG001
+        return _json(200, "ok") if await consumers_ready(broker) else _json(503, "starting")
+
+    return AsgiFastStream(broker, asgi_routes=[("/health", _alive), ("/ready", ready)], **kwargs)

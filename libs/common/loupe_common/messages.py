@@ -1,0 +1,38 @@
+"""The request/reply envelope every command and reply on Kafka shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .errors import LoupeError, ServiceError
+from .lookout import ClientToken
+
+
+class Command(BaseModel):
+    """Base of every command a gateway sends to a service. Subclasses add `operation` and fields."""
+
+    request_id: str = Field(description="The x-amzn-RequestId of the HTTP request that caused it")
+    client_token: ClientToken | None = Field(None, description="X-Amzn-Client-Token, when sent")
+
+
+class Reply(BaseModel):
+    ok: bool
+    status: int = Field(200, description="HTTP status of a successful reply")
+    result: dict[str, Any] | None = Field(None, description="The API response body (wire names)")
+    error: ServiceError | None = None
+
+    @classmethod
+    def success(cls, result: dict[str, Any] | None = None, status: int = 200) -> Reply:
+        return cls(ok=True, status=status, result=result)
+
+    @classmethod
+    def failure(cls, err: LoupeError) -> Reply:
+        return cls(ok=False, status=err.status, error=err.error)
+
+    def unwrap(self) -> dict[str, Any]:
+        if not self.ok:
+            assert self.error is not None
+            raise LoupeError.from_service_error(self.error)
+        return self.result or {}

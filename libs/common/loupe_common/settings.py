@@ -1,0 +1,86 @@
+"""One settings class for every Loupe process; every variable is spelled LOUPE_<NAME>."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Documented development credentials (README). Refused outside development.
+DEV_ACCESS_KEY_ID = "LOUPEDEVACCESSKEY"
+DEV_SECRET_ACCESS_KEY = "loupe-dev-secret-key"
+
+
+def _default_instance_id() -> str:
+    host = socket.gethostname().split(".")[0].lower()
+    safe = "".join(c if c.isalnum() or c == "-" else "-" for c in host)[:40]
+    return f"{safe}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOUPE_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_idempotent_producer: bool = Field(
+        False, description="On for real Kafka; the local Tansu broker does not support it."
+    )
+    kafka_max_message_bytes: int = 4 * 1024 * 1024
+    topic_partitions: int = Field(6, ge=1, description="Partitions for work topics (caps consumers).")
+    topic_replication: int = Field(1, ge=1)
+
+    # MongoDB: motor against this URL when set, otherwise the embedded in-memory store.
+    mongo_url: SecretStr | None = None
+    mongo_database: str = "loupe"
+
+    # Storage
+    data_dir: Path = Path(".loupe-data")
+    s3_root: Path | None = Field(None, description="Local bucket root for s3:// refs; default <data_dir>/s3")
+    upload_bucket: str = "loupe-uploads"
+    allow_file_refs: bool = False
+    allow_private_urls: bool = Field(False, description="Let http(s) refs reach private/loopback hosts.")
+
+    # Identity of the emulated AWS account
+    region: str = "us-east-1"
+    account_id: str = Field("123456789012", pattern=r"^\d{12}$")
+    access_key_id: str = DEV_ACCESS_KEY_ID
+    secret_access_key: SecretStr = SecretStr(DEV_SECRET_ACCESS_KEY)
+
+    # Processes
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    request_timeout_seconds: float = Field(15.0, gt=0)
+    instance_id: str = Field(default_factory=_default_instance_id, pattern=r"^[a-z0-9-]{1,80}$")
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and (
+            self.access_key_id == DEV_ACCESS_KEY_ID
+            or self.secret_access_key.get_secret_value() == DEV_SECRET_ACCESS_KEY
+        ):
+            raise ValueError("LOUPE_ACCESS_KEY_ID/LOUPE_SECRET_ACCESS_KEY must be set in production")
+        return self
+
+    @property
+    def bucket_root(self) -> Path:
+        return (self.s3_root or self.data_dir / "s3").resolve()
+
+    @property
+    def embedded_store(self) -> bool:
+        return self.mongo_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

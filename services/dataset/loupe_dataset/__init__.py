@@ -1,0 +1,1 @@
+"""Dataset service: owns projects, datasets, dataset entries and project tags."""

@@ -1,0 +1,48 @@
+"""Builds the gateway app: routers, error rendering, and the Kafka connection in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from loupe_common.blobs import open_blob_store
+from loupe_common.kafka import RequestClient, delete_topic, ensure_topics, make_broker
+from loupe_common.settings import Settings
+from loupe_common.topics import reply_topic
+
+from .context import Gateway
+from .responses import RequestIdMiddleware, install_error_handlers
+from .routes import health, lookout, native
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        replies = reply_topic(settings.instance_id)
+        await ensure_topics(settings)
+        await ensure_topics(settings, [(replies, 1)])
+        broker = make_broker(settings, client_id="gateway")
+        rpc = RequestClient(broker, replies, settings.request_timeout_seconds)
+        await broker.start()
+        app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings))
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await delete_topic(settings, replies)
+
+    app = FastAPI(
+        title="Loupe gateway",
+        lifespan=lifespan,
+        docs_url="/loupe/docs",
+        openapi_url="/loupe/openapi.json",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(lookout.router)
+    app.include_router(native.router)
+    return app

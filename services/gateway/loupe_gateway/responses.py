@@ -1,0 +1,115 @@
+"""How answers leave the gateway: AWS rest-json for the AWS-style routes, the AILabTools envelope
+for Loupe-native routes. Every response carries x-amzn-RequestId."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from loupe_common.errors import (
+    AILAB_FOR_AWS,
+    AilabError,
+    ErrorCode,
+    LoupeError,
+    ailab_envelope,
+    aws_error_response,
+    validation,
+)
+from loupe_common.messages import Reply
+
+from .bodies import BodyTooLarge
+from .validation import to_validation_error
+
+log = logging.getLogger("loupe.gateway")
+NATIVE_PREFIX = "/loupe/"
+
+
+class RequestIdMiddleware:
+    """Gives each request an id (request.state.request_id) and returns it as x-amzn-RequestId."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-amzn-requestid", request_id.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def reply_response(reply: Reply) -> JSONResponse:
+    """A service's reply as the HTTP response of an AWS-style route."""
+    return JSONResponse(reply.unwrap(), status_code=reply.status)
+
+
+def _is_native(request: Request) -> bool:
+    return request.url.path.startswith(NATIVE_PREFIX)
+
+
+def render(request: Request, err: LoupeError) -> JSONResponse:
+    if _is_native(request):
+        status, body = ailab_envelope(
+            request_id=request.state.request_id,
+            code=AILAB_FOR_AWS[err.error.code],
+            message=err.error.message,
+        )
+        return JSONResponse(body, status_code=status)
+    status, headers, body = aws_error_response(err.error)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoupeError)
+    async def on_loupe_error(request: Request, exc: LoupeError) -> JSONResponse:
+        return render(request, exc)
+
+    @app.exception_handler(AilabError)
+    async def on_ailab_error(request: Request, exc: AilabError) -> JSONResponse:
+        status, body = ailab_envelope(
+            request_id=request.state.request_id, code=exc.code, message=exc.message
+        )
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(BodyTooLarge)
+    async def on_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        if _is_native(request):
+            return await on_ailab_error(
+                request, AilabError("FILE_SIZE_EXCEEDS_LIMIT", f"The body exceeds {exc.limit} bytes")
+            )
+        return render(request, validation(f"The request body exceeds the limit of {exc.limit} bytes"))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return render(request, to_validation_error(list(exc.errors()), skip=("path", "query", "header", "body")))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _is_native(request):
+            code = "ERROR_ILLEGAL_OPERATION" if exc.status_code == 405 else "ERROR_RESOURCE_NOT_FOUND"
+            status, body = ailab_envelope(request_id=request.state.request_id, code=code, message=str(exc.detail))
+            return JSONResponse(body, status_code=status)
+        kind = "UnknownOperationException"
+        return JSONResponse(
+            {"__type": kind, "message": f"{request.method} {request.url.path}: {exc.detail}"},
+            status_code=exc.status_code,
+            headers={"X-Amzn-ErrorType": kind},
+        )
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, LoupeError(ErrorCode.INTERNAL, "Internal error; try again"))

@@ -1,0 +1,76 @@
+"""Loupe-native routes (AILabTools envelope): image upload into a project."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from loupe_common import dataset_messages as dm
+from loupe_common.errors import AilabError, ailab_envelope
+from loupe_common.images import MAX_IMAGE_BYTES, ImageRejected, Rejection, inspect_image
+from loupe_common.topics import DATASET_COMMANDS
+
+from ..auth import signed_body
+from ..context import GatewayDep, RequestId
+from ..validation import build
+
+UPLOAD_BODY_LIMIT = MAX_IMAGE_BYTES + 64 * 1024  # room for multipart framing
+IMAGE_TYPES = {"image/png", "image/jpeg"}
+
+router = APIRouter(prefix="/loupe/v1")
+Body = Annotated[bytes, Depends(signed_body(UPLOAD_BODY_LIMIT))]
+
+_REJECTION_CODES = {
+    Rejection.TOO_LARGE_FILE: "FILE_SIZE_EXCEEDS_LIMIT",
+    Rejection.UNSUPPORTED_TYPE: "UNSUPPORTED_FILE_TYPES",
+    Rejection.CORRUPT: "FILE_DECODING_FAILURE",
+    Rejection.TOO_SMALL: "ERROR_LOW_RESOLUTION",
+    Rejection.TOO_LARGE: "ERROR_HIGH_RESOLUTION",
+}
+
+
+async def _image_from_request(request: Request, body: bytes) -> tuple[bytes, str | None]:
+    """The image bytes and file name, from a raw body or a multipart form (field `file` or `image`)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except MultiPartException as exc:
+            raise AilabError("ERROR_PARAMETERS", f"Malformed multipart body: {exc.message}") from None
+        upload = form.get("file") or form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise AilabError("MISSING_PARAMETERS", "The multipart form needs a file field named 'file'")
+        return await upload.read(), upload.filename
+    if content_type not in IMAGE_TYPES:
+        raise AilabError(
+            "UNSUPPORTED_FILE_TYPES",
+            f"Content-Type must be image/png, image/jpeg or multipart/form-data, not '{content_type or 'none'}'",
+        )
+    if not body:
+        raise AilabError("MISSING_PARAMETERS", "The request body is empty; send the image bytes")
+    return body, request.query_params.get("name")
+
+
+@router.post("/projects/{project_name}/images")
+async def upload_image(gw: GatewayDep, rid: RequestId, request: Request, project_name: str, body: Body):
+    build(dm.DescribeProject, request_id=rid, project_name=project_name)
+    data, file_name = await _image_from_request(request, body)
+    try:
+        await asyncio.to_thread(inspect_image, data)
+    except ImageRejected as exc:
+        raise AilabError(_REJECTION_CODES[exc.reason], str(exc)) from None
+    upload_key = f"transfer/uploads/{uuid.uuid4().hex}"
+    await gw.blobs.put(upload_key, data)
+    cmd = build(
+        dm.StoreUpload, request_id=rid, project_name=project_name, upload_key=upload_key,
+        file_name=(file_name or None) and file_name[:255],
+    )
+    result = (await gw.rpc.request(DATASET_COMMANDS, cmd, key=project_name)).unwrap()
+    status, envelope = ailab_envelope(request_id=rid, data=result)
+    return JSONResponse(envelope, status_code=status)

@@ -1,0 +1,1 @@
+"""Loupe hosting service: which model versions run, on how many inference units."""

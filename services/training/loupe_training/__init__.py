@@ -1,0 +1,1 @@
+"""Loupe training service: model versions, training and evaluation."""

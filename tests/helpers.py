@@ -1,0 +1,58 @@
+"""Helpers shared by the tests: real clients, real images, objects in the local bucket root."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+DEV_KEY = "LOUPEDEVACCESSKEY"
+DEV_SECRET = "loupe-dev-secret-key"
+REGION = "us-east-1"
+
+
+def make_client(service: str, endpoint_url: str, *, secret: str = DEV_SECRET, key: str = DEV_KEY):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def png_bytes(width: int = 96, height: int = 96, seed: int = 0, mode: str = "RGB", fmt: str = "PNG") -> bytes:
+    """A real image with random content (distinct per seed)."""
+    from PIL import Image
+
+    rng = random.Random(seed)
+    img = Image.frombytes(mode, (width, height), bytes(rng.getrandbits(8) for _ in range(width * height * len(mode))))
+    out = io.BytesIO()
+    img.save(out, format=fmt)
+    return out.getvalue()
+
+
+def put_object(root: Path, bucket: str, key: str, data: bytes) -> str:
+    path = root / bucket / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return f"s3://{bucket}/{key}"
+
+
+
+
+def signed_request(endpoint_url: str, method: str, path: str, *, body: bytes = b"", headers: dict | None = None,
+                   service: str = "lookoutvision", secret: str = DEV_SECRET):
+    """A raw request signed with SigV4 exactly as botocore signs, for inputs the SDKs refuse to send."""
+    import httpx
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=endpoint_url + path, data=body, headers=headers or {})
+    SigV4Auth(Credentials(DEV_KEY, secret), service, REGION).add_auth(request)
+    return httpx.request(method, endpoint_url + path, content=body, headers=dict(request.headers.items()))
