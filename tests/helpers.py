@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import time
 from pathlib import Path
 
 DEV_KEY = "LOUPEDEVACCESSKEY"
@@ -56,3 +57,13 @@ def signed_request(endpoint_url: str, method: str, path: str, *, body: bytes = b
     request = AWSRequest(method=method, url=endpoint_url + path, data=body, headers=headers or {})
     SigV4Auth(Credentials(DEV_KEY, secret), service, REGION).add_auth(request)
     return httpx.request(method, endpoint_url + path, content=body, headers=dict(request.headers.items()))
+
+
+def wait_dataset(lookout, project: str, dataset_type: str = "train", timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = lookout.describe_dataset(ProjectName=project, DatasetType=dataset_type)["DatasetDescription"]
+        if not desc["Status"].endswith("IN_PROGRESS"):
+            return desc
+        assert time.monotonic() < deadline, f"dataset still {desc['Status']}"
+        time.sleep(0.1)

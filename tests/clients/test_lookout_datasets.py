@@ -10,7 +10,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from helpers import png_bytes, put_object
+from helpers import png_bytes, put_object, wait_dataset
 
 
 def line(ref: str, label: int | None, **extra) -> str:
@@ -26,16 +26,6 @@ def line(ref: str, label: int | None, **extra) -> str:
         }
     doc.update(extra)
     return json.dumps(doc)
-
-
-def wait_dataset(lookout, project: str, dataset_type: str = "train", timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc = lookout.describe_dataset(ProjectName=project, DatasetType=dataset_type)["DatasetDescription"]
-        if not desc["Status"].endswith("IN_PROGRESS"):
-            return desc
-        assert time.monotonic() < deadline, f"dataset still {desc['Status']}"
-        time.sleep(0.1)
 
 
 def code_of(excinfo) -> tuple[str, int]:

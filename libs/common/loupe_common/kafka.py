@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from faststream import AckPolicy
@@ -40,11 +41,31 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     )
 
 
+class GroupJoin(ConsumerRebalanceListener):
+    """Records that a group consumer finished joining, even when it was given no partitions
+    (more replicas than partitions): such a consumer is idle but ready."""
+
+    def __init__(self) -> None:
+        self.joined = False
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.joined = False
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.joined = True
+
+
+_GROUP_JOINS: list[GroupJoin] = []
+
+
 def service_subscriber_options(group_id: str, **extra: Any) -> dict[str, Any]:
     """Options for a service's work subscriber: a consumer group, start from the beginning of the
     topic for a new group, and commit only after the handler finished (a crash replays)."""
+    join = GroupJoin()
+    _GROUP_JOINS.append(join)
     return {
         "group_id": group_id,
+        "listener": join,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.ACK,
         "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
@@ -141,15 +162,9 @@ class RequestClient:
 
 
 async def consumers_ready(broker: KafkaBroker) -> bool:
-    """The broker answers and every group consumer has been given its partitions, so a command
-    published now is handled now (not after the next group join)."""
-    if not await broker.ping(timeout=3.0):
-        return False
-    for subscriber in broker.subscribers:
-        consumer = getattr(subscriber, "consumer", None)
-        if getattr(subscriber, "group_id", None) and (consumer is None or not consumer.assignment()):
-            return False
-    return True
+    """The broker answers and every group consumer of this process has joined its group, so a
+    command published now is handled now (not after the next group join)."""
+    return all(join.joined for join in _GROUP_JOINS) and await broker.ping(timeout=3.0)
 
 
 def _json(status: int, text: str) -> AsgiResponse:

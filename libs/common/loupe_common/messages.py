@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .errors import LoupeError, ServiceError
+from .errors import ErrorCode, LoupeError, ServiceError
 from .lookout import ClientToken
 
 
@@ -36,3 +38,16 @@ class Reply(BaseModel):
             assert self.error is not None
             raise LoupeError.from_service_error(self.error)
         return self.result or {}
+
+
+async def answer(work: Awaitable[Reply], *, service: str, command: Command) -> Reply:
+    """Every command gets a reply: the result, the domain error, or InternalServerException."""
+    try:
+        return await work
+    except LoupeError as err:
+        return Reply.failure(err)
+    except Exception:
+        logging.getLogger(f"loupe.{service}").exception(
+            "%s %s failed", getattr(command, "operation", "?"), command.request_id
+        )
+        return Reply.failure(LoupeError(ErrorCode.INTERNAL, f"The {service} service failed; try again"))

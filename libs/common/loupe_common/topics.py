@@ -17,6 +17,7 @@ class TopicSpec:
 DATASET_COMMANDS = "loupe.dataset.commands"
 DATASET_JOBS = "loupe.dataset.jobs"
 MODEL_EVENTS = "loupe.model.events"
+TRAINING_COMMANDS = "loupe.training.commands"
 REPLY_PREFIX = "loupe.replies."
 
 CATALOGUE: tuple[TopicSpec, ...] = (
@@ -33,6 +34,13 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumers="dataset (group loupe-dataset-jobs)",
         carries="long dataset work (manifest import, entry update, dataset deletion); offsets are "
         "committed only after the job finished, so a crash replays it",
+    ),
+    TopicSpec(
+        TRAINING_COMMANDS,
+        producers="gateway",
+        consumers="training (group loupe-training)",
+        carries="model version commands (tags on model ARNs now; create/describe/list/delete with "
+        "the training issue); key = project name",
     ),
     TopicSpec(
         MODEL_EVENTS,

@@ -8,7 +8,6 @@ Handlers:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -19,9 +18,8 @@ from faststream.asgi import AsgiFastStream
 from loupe_common import dataset_messages as m
 from loupe_common.blobs import open_blob_store
 from loupe_common.db import connect
-from loupe_common.errors import ErrorCode, LoupeError
 from loupe_common.kafka import ensure_topics, make_broker, service_app, service_subscriber_options
-from loupe_common.messages import Reply
+from loupe_common.messages import Reply, answer
 from loupe_common.settings import Settings
 from loupe_common.topics import DATASET_COMMANDS, DATASET_JOBS, MODEL_EVENTS
 
@@ -29,8 +27,6 @@ from . import datasets, entries, projects, tags, uploads
 from .jobs import run_job
 from .sources import SourceReader
 from .store import DatasetState, ensure_indexes
-
-log = logging.getLogger("loupe.dataset")
 
 State = Annotated[DatasetState, Context("state")]
 
@@ -73,13 +69,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @broker.subscriber(DATASET_COMMANDS, **service_subscriber_options("loupe-dataset"))
     async def on_command(cmd: m.DatasetCommand, state: State) -> Reply:
-        try:
-            return await dispatch(state, cmd)
-        except LoupeError as err:
-            return Reply.failure(err)
-        except Exception:  # every command gets an answer, even a failed one
-            log.exception("%s %s failed", cmd.operation, cmd.request_id)
-            return Reply.failure(LoupeError(ErrorCode.INTERNAL, "The dataset service failed; try again"))
+        return await answer(dispatch(state, cmd), service="dataset", command=cmd)
 
     @broker.subscriber(
         DATASET_JOBS,

@@ -64,8 +64,9 @@ def to_validation_error(raw: list[dict[str, Any]], skip: tuple[str, ...] = ()) -
 
 
 def build(model: type[M], **fields: Any) -> M:
-    """Construct a command or request model; a bad field becomes a ValidationException."""
+    """Construct a command or request model; a bad field becomes a ValidationException. An absent
+    value (None) is left out, so a required field reads "must not be null"."""
     try:
-        return model.model_validate(fields)
+        return model.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise to_validation_error(exc.errors()) from None

@@ -18,10 +18,11 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from loupe_common import dataset_messages as dm
-from loupe_common.arn import parse_arn
+from loupe_common import training_messages as tm
+from loupe_common.arn import ResourceArn, parse_arn
 from loupe_common.errors import ResourceType, validation
-from loupe_common.lookout import MAX_DATASET_CHANGES_BYTES, ClientToken
-from loupe_common.topics import DATASET_COMMANDS
+from loupe_common.lookout import MAX_DATASET_CHANGES_BYTES, MAX_TAGS
+from loupe_common.topics import DATASET_COMMANDS, TRAINING_COMMANDS
 
 from ..auth import signed_body
 from ..bodies import parse_json_object
@@ -196,37 +197,45 @@ def _resource_arn(gw: GatewayDep, request: Request):
     arn = unquote(raw.split("/tags/", 1)[1])
     if not 1 <= len(arn) <= 1011:
         raise validation("Value at 'resourceArn' failed to satisfy constraint: Member must have length between 1 and 1011")
-    parsed = parse_arn(gw.settings, arn)
-    if parsed.resource_type is not ResourceType.PROJECT:
-        raise validation(
-            f"Tags on model ARNs are served once the training service owns model versions: {arn}"
+    return parse_arn(gw.settings, arn)
+
+
+async def _to_owner(gw: GatewayDep, rid: str, target: ResourceArn, project_cls: type, model_cls: type,
+                    **fields) -> JSONResponse:
+    """Project tags live with the dataset service, model tags with the training service."""
+    if target.resource_type is ResourceType.PROJECT:
+        topic, cmd = DATASET_COMMANDS, build(project_cls, request_id=rid, project_name=target.project_name, **fields)
+    else:
+        topic, cmd = TRAINING_COMMANDS, build(
+            model_cls, request_id=rid, project_name=target.project_name, model_version=target.model_version, **fields
         )
-    return parsed
+    return reply_response(await gw.rpc.request(topic, cmd, key=target.project_name))
+
+
+def _check_count(name: str, values: list) -> None:
+    if len(values) > MAX_TAGS:
+        raise validation(
+            f"Value at '{name}' failed to satisfy constraint: Member must have length less than or equal to {MAX_TAGS}"
+        )
 
 
 @router.post("/tags/{resource_arn:path}")
 async def tag_resource(gw: GatewayDep, rid: RequestId, request: Request, body: Body):
     target = _resource_arn(gw, request)
-    fields = parse_json_object(body)
-    tags = fields.get("Tags")
-    cmd = build(dm.TagProject, request_id=rid, project_name=target.project_name, tags=tags)
-    if len(cmd.tags) > 200:
-        raise validation("Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 200")
-    return await to_dataset_service(gw, cmd, target.project_name)
+    tags = parse_json_object(body).get("Tags")
+    _check_count("tags", tags if isinstance(tags, list) else [])
+    return await _to_owner(gw, rid, target, dm.TagProject, tm.TagModel, tags=tags)
 
 
 @router.delete("/tags/{resource_arn:path}")
 async def untag_resource(gw: GatewayDep, rid: RequestId, request: Request):
     target = _resource_arn(gw, request)
     keys = request.query_params.getlist("tagKeys")
-    if len(keys) > 200:
-        raise validation("Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to 200")
-    cmd = build(dm.UntagProject, request_id=rid, project_name=target.project_name, tag_keys=keys)
-    return await to_dataset_service(gw, cmd, target.project_name)
+    _check_count("tagKeys", keys)
+    return await _to_owner(gw, rid, target, dm.UntagProject, tm.UntagModel, tag_keys=keys)
 
 
 @router.get("/tags/{resource_arn:path}")
 async def list_tags_for_resource(gw: GatewayDep, rid: RequestId, request: Request):
     target = _resource_arn(gw, request)
-    cmd = build(dm.ListProjectTags, request_id=rid, project_name=target.project_name)
-    return await to_dataset_service(gw, cmd, target.project_name)
+    return await _to_owner(gw, rid, target, dm.ListProjectTags, tm.ListModelTags)
