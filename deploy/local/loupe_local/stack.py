@@ -57,6 +57,7 @@ class Stack:
     kafka_bootstrap: str | None = None  # an existing cluster; otherwise a local Tansu broker
     health_ports: dict[str, int] = field(default_factory=lambda: {k: v[1] for k, v in SERVICES.items()})
     extra_env: dict[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = tuple(SERVICES)  # which domain services to run (all by default)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @classmethod
@@ -140,9 +141,9 @@ class Stack:
             if not self.kafka_bootstrap:
                 self.start_broker()
             # Services first (the dataset service creates the topics), the gateway last.
-            for name in SERVICES:
+            for name in self.services:
                 self.start_service(name)
-            self.wait_ready(list(SERVICES))
+            self.wait_ready(list(self.services))
             self.start_service("gateway")
             self.wait_ready(["gateway"])
         except BaseException:

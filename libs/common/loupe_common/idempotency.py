@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
 from .db import Database
 from .errors import ErrorCode, LoupeError, ResourceType
+from .messages import Command, Reply
 
 TOKEN_LIFETIME = timedelta(hours=8)
 COLLECTION = "client_tokens"
@@ -68,3 +70,23 @@ async def remember(
     except DuplicateKeyError:
         # An expired record still waiting for the TTL monitor: replace it.
         await db[COLLECTION].replace_one({"_id": doc["_id"]}, doc)
+
+
+async def once(
+    db: Database,
+    command: Command,
+    *,
+    params: dict[str, Any],
+    resource_type: ResourceType,
+    work: Callable[[], Awaitable[Reply]],
+) -> Reply:
+    """Run `work` unless this client token already produced a reply; remember the new reply."""
+    operation = getattr(command, "operation")
+    stored = await recall(db, operation=operation, token=command.client_token, params=params,
+                          resource_type=resource_type)
+    if stored is not None:
+        return Reply.model_validate(stored)
+    reply = await work()
+    await remember(db, operation=operation, token=command.client_token, params=params,
+                   reply=reply.model_dump(mode="json"))
+    return reply

@@ -24,9 +24,6 @@ from .topics import CATALOGUE
 
 log = logging.getLogger("loupe.kafka")
 
-# Consumer options that keep request/reply latency low: a fetch returns as soon as one record is
-# there, and an idle fetch waits at most this long.
-FETCH_MAX_WAIT_MS = 20
 
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
@@ -58,7 +55,7 @@ class GroupJoin(ConsumerRebalanceListener):
 _GROUP_JOINS: list[GroupJoin] = []
 
 
-def service_subscriber_options(group_id: str, **extra: Any) -> dict[str, Any]:
+def service_subscriber_options(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
     """Options for a service's work subscriber: a consumer group, start from the beginning of the
     topic for a new group, and commit only after the handler finished (a crash replays)."""
     join = GroupJoin()
@@ -68,7 +65,7 @@ def service_subscriber_options(group_id: str, **extra: Any) -> dict[str, Any]:
         "listener": join,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.ACK,
-        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         # Kafka's minimum; a shorter session also makes group joins finish sooner (Tansu
         # completes a join after half the session timeout).
         "session_timeout_ms": 6000,
@@ -119,13 +116,13 @@ class RequestClient:
     id. A reply that arrives after its request timed out is dropped.
     """
 
-    def __init__(self, broker: KafkaBroker, reply_topic: str, timeout: float) -> None:
+    def __init__(self, broker: KafkaBroker, settings: Settings, reply_topic: str) -> None:
         self._broker = broker
         self._reply_topic = reply_topic
-        self._timeout = timeout
+        self._timeout = settings.request_timeout_seconds
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         broker.subscriber(
-            reply_topic, auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS
+            reply_topic, auto_offset_reset="earliest", fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms
         )(self._on_reply)
 
     async def _on_reply(self, body: dict[str, Any], msg: KafkaMessage) -> None:

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         False, description="On for real Kafka; the local Tansu broker does not support it."
     )
     kafka_max_message_bytes: int = 4 * 1024 * 1024
+    kafka_fetch_max_wait_ms: int = Field(
+        5,
+        ge=1,
+        description="Longest wait of an idle fetch. Tansu answers a fetch only when this expires, so "
+        "locally it bounds request/reply latency; real Kafka answers as soon as data arrives (use 500).",
+    )
     topic_partitions: int = Field(6, ge=1, description="Partitions for work topics (caps consumers).")
     topic_replication: int = Field(1, ge=1)
 

@@ -1,23 +1,12 @@
 from __future__ import annotations
 
-import uvicorn
-
-from loupe_common.logs import configure_logging
-from loupe_common.settings import Settings
+from loupe_common.runner import run_service
 
 from .app import create_app
 
 
 def main() -> None:
-    settings = Settings()
-    configure_logging(settings.log_level, "dataset")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.health_host,
-        port=settings.health_port or 8081,
-        log_level="warning",
-        lifespan="on",
-    )
+    run_service("dataset", create_app, default_health_port=8081)
 
 
 if __name__ == "__main__":

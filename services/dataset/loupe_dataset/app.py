@@ -67,19 +67,19 @@ def create_app(settings: Settings) -> AsgiFastStream:
             case m.StoreUpload():
                 return await uploads.store_upload(state, cmd)
 
-    @broker.subscriber(DATASET_COMMANDS, **service_subscriber_options("loupe-dataset"))
+    @broker.subscriber(DATASET_COMMANDS, **service_subscriber_options(settings, "loupe-dataset"))
     async def on_command(cmd: m.DatasetCommand, state: State) -> Reply:
         return await answer(dispatch(state, cmd), service="dataset", command=cmd)
 
     @broker.subscriber(
         DATASET_JOBS,
-        **service_subscriber_options("loupe-dataset-jobs", max_poll_interval_ms=60 * 60 * 1000),
+        **service_subscriber_options(settings, "loupe-dataset-jobs", max_poll_interval_ms=60 * 60 * 1000),
         no_reply=True,
     )
     async def on_job(job: m.DatasetJob, state: State) -> None:
         await run_job(state, job)
 
-    @broker.subscriber(MODEL_EVENTS, **service_subscriber_options("loupe-dataset-models"), no_reply=True)
+    @broker.subscriber(MODEL_EVENTS, **service_subscriber_options(settings, "loupe-dataset-models"), no_reply=True)
     async def on_model_event(event: m.ModelVersionEvent, state: State) -> None:
         key = f"{event.project_name}/{event.model_version}"
         if event.kind == "created":

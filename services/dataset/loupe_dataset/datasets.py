@@ -62,56 +62,49 @@ def dataset_metadata(doc: dict) -> DatasetMetadata:
 
 async def create_dataset(state: DatasetState, cmd: CreateDataset, enqueue: JobQueue) -> Reply:
     source = cmd.dataset_source.wire() if cmd.dataset_source else None
-    params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type, "DatasetSource": source}
-    stored = await idempotency.recall(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        resource_type=ResourceType.DATASET,
-    )
-    if stored is not None:
-        return Reply.model_validate(stored)
-    await get_project(state, cmd.project_name)
     manifest = (
         cmd.dataset_source.ground_truth_manifest.s3_object
         if cmd.dataset_source and cmd.dataset_source.ground_truth_manifest
         else None
     )
-    key = dataset_id(cmd.project_name, cmd.dataset_type)
-    existing = await state.datasets.find_one({"_id": key})
-    if existing is not None and existing.get("job_id") != cmd.request_id:
-        raise conflict(
-            ResourceType.DATASET, key, f"Project {cmd.project_name} already has a {cmd.dataset_type} dataset"
-        )
-    if existing is None:
-        # A command replayed after a crash finds its own dataset (same job id) and carries on.
-        created = now()
-        existing = {
-            "_id": key,
-            "project_name": cmd.project_name,
-            "dataset_type": cmd.dataset_type.value,
-            "created_at": created,
-            "updated_at": created,
-            "stats": EMPTY_STATS,
-            "job_id": cmd.request_id,
-            "status": DatasetStatus.CREATE_IN_PROGRESS if manifest else DatasetStatus.CREATE_COMPLETE,
-            "status_message": "Importing the manifest" if manifest else "Created an empty dataset",
-        }
-        await state.datasets.insert_one(existing)
-    if manifest is not None and existing["status"] == DatasetStatus.CREATE_IN_PROGRESS:
-        await enqueue(
-            DatasetJob(
-                job_id=cmd.request_id,
-                kind="import_manifest",
-                project_name=cmd.project_name,
-                dataset_type=cmd.dataset_type,
-                manifest=manifest,
+
+    async def work() -> Reply:
+        await get_project(state, cmd.project_name)
+        key = dataset_id(cmd.project_name, cmd.dataset_type)
+        existing = await state.datasets.find_one({"_id": key})
+        if existing is not None and existing.get("job_id") != cmd.request_id:
+            raise conflict(
+                ResourceType.DATASET, key, f"Project {cmd.project_name} already has a {cmd.dataset_type} dataset"
             )
-        )
-    reply = Reply.success({"DatasetMetadata": dataset_metadata(existing).wire()}, status=202)
-    await idempotency.remember(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        reply=reply.model_dump(mode="json"),
-    )
-    return reply
+        if existing is None:
+            # A command replayed after a crash finds its own dataset (same job id) and carries on.
+            created = now()
+            existing = {
+                "_id": key,
+                "project_name": cmd.project_name,
+                "dataset_type": cmd.dataset_type.value,
+                "created_at": created,
+                "updated_at": created,
+                "stats": EMPTY_STATS,
+                "job_id": cmd.request_id,
+                "status": DatasetStatus.CREATE_IN_PROGRESS if manifest else DatasetStatus.CREATE_COMPLETE,
+                "status_message": "Importing the manifest" if manifest else "Created an empty dataset",
+            }
+            await state.datasets.insert_one(existing)
+        if manifest is not None and existing["status"] == DatasetStatus.CREATE_IN_PROGRESS:
+            await enqueue(
+                DatasetJob(
+                    job_id=cmd.request_id,
+                    kind="import_manifest",
+                    project_name=cmd.project_name,
+                    dataset_type=cmd.dataset_type,
+                    manifest=manifest,
+                )
+            )
+        return Reply.success({"DatasetMetadata": dataset_metadata(existing).wire()}, status=202)
+
+    params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type, "DatasetSource": source}
+    return await idempotency.once(state.db, cmd, params=params, resource_type=ResourceType.DATASET, work=work)
 
 
 async def describe_dataset(state: DatasetState, cmd: DescribeDataset) -> Reply:
@@ -149,69 +142,56 @@ async def _start_job(
 async def update_dataset_entries(
     state: DatasetState, cmd: UpdateDatasetEntries, enqueue: JobQueue
 ) -> Reply:
-    params = {
-        "ProjectName": cmd.project_name,
-        "DatasetType": cmd.dataset_type,
-        "Changes": cmd.changes_sha256,
-    }
-    stored = await idempotency.recall(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        resource_type=ResourceType.DATASET,
-    )
-    if stored is not None:
-        await state.blobs.delete(cmd.changes_key)  # the retry's copy of the changes is not needed
-        return Reply.model_validate(stored)
-    try:
-        doc = await get_dataset(state, cmd.project_name, cmd.dataset_type)
-        await _start_job(
-            state, doc, job_id=cmd.request_id, status=DatasetStatus.UPDATE_IN_PROGRESS,
-            message="Updating dataset entries", allowed=UPDATABLE,
+    async def work() -> Reply:
+        try:
+            doc = await get_dataset(state, cmd.project_name, cmd.dataset_type)
+            await _start_job(
+                state, doc, job_id=cmd.request_id, status=DatasetStatus.UPDATE_IN_PROGRESS,
+                message="Updating dataset entries", allowed=UPDATABLE,
+            )
+        except LoupeError:
+            await state.blobs.delete(cmd.changes_key)  # refused: nothing will read the changes
+            raise
+        await enqueue(
+            DatasetJob(
+                job_id=cmd.request_id,
+                kind="update_entries",
+                project_name=cmd.project_name,
+                dataset_type=cmd.dataset_type,
+                changes_key=cmd.changes_key,
+            )
         )
-    except LoupeError:
-        await state.blobs.delete(cmd.changes_key)  # refused: nothing will read the changes
-        raise
-    await enqueue(
-        DatasetJob(
-            job_id=cmd.request_id,
-            kind="update_entries",
-            project_name=cmd.project_name,
-            dataset_type=cmd.dataset_type,
-            changes_key=cmd.changes_key,
-        )
-    )
-    reply = Reply.success({"Status": DatasetStatus.UPDATE_IN_PROGRESS.value}, status=202)
-    await idempotency.remember(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        reply=reply.model_dump(mode="json"),
-    )
+        return Reply.success({"Status": DatasetStatus.UPDATE_IN_PROGRESS.value}, status=202)
+
+    params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type, "Changes": cmd.changes_sha256}
+    reply = await idempotency.once(state.db, cmd, params=params, resource_type=ResourceType.DATASET, work=work)
+    if await state.blobs.exists(cmd.changes_key) and not await _job_uses(state, cmd):
+        await state.blobs.delete(cmd.changes_key)  # a retry answered from memory: its copy is spare
     return reply
+
+
+async def _job_uses(state: DatasetState, cmd: UpdateDatasetEntries) -> bool:
+    doc = await state.datasets.find_one({"_id": dataset_id(cmd.project_name, cmd.dataset_type)}, {"job_id": 1})
+    return doc is not None and doc.get("job_id") == cmd.request_id
 
 
 async def delete_dataset(state: DatasetState, cmd: DeleteDataset, enqueue: JobQueue) -> Reply:
-    params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type}
-    stored = await idempotency.recall(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        resource_type=ResourceType.DATASET,
-    )
-    if stored is not None:
-        return Reply.model_validate(stored)
-    doc = await get_dataset(state, cmd.project_name, cmd.dataset_type)
-    idle = {s for s in DatasetStatus if s not in BUSY_DATASET_STATUSES}
-    await _start_job(
-        state, doc, job_id=cmd.request_id, status=DatasetStatus.DELETE_IN_PROGRESS,
-        message="Deleting the dataset", allowed=idle,
-    )
-    await enqueue(
-        DatasetJob(
-            job_id=cmd.request_id,
-            kind="delete_dataset",
-            project_name=cmd.project_name,
-            dataset_type=cmd.dataset_type,
+    async def work() -> Reply:
+        doc = await get_dataset(state, cmd.project_name, cmd.dataset_type)
+        idle = {s for s in DatasetStatus if s not in BUSY_DATASET_STATUSES}
+        await _start_job(
+            state, doc, job_id=cmd.request_id, status=DatasetStatus.DELETE_IN_PROGRESS,
+            message="Deleting the dataset", allowed=idle,
         )
-    )
-    reply = Reply.success({}, status=202)
-    await idempotency.remember(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        reply=reply.model_dump(mode="json"),
-    )
-    return reply
+        await enqueue(
+            DatasetJob(
+                job_id=cmd.request_id,
+                kind="delete_dataset",
+                project_name=cmd.project_name,
+                dataset_type=cmd.dataset_type,
+            )
+        )
+        return Reply.success({}, status=202)
+
+    params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type}
+    return await idempotency.once(state.db, cmd, params=params, resource_type=ResourceType.DATASET, work=work)

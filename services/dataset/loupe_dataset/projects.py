@@ -30,31 +30,24 @@ def project_metadata(doc: dict) -> ProjectMetadata:
 
 
 async def create_project(state: DatasetState, cmd: CreateProject) -> Reply:
-    params = {"ProjectName": cmd.project_name}
-    stored = await idempotency.recall(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        resource_type=ResourceType.PROJECT,
+    async def work() -> Reply:
+        doc = {
+            "_id": cmd.project_name,
+            "arn": project_arn(state.settings, cmd.project_name),
+            "created_at": now(),
+            "tags": {},
+        }
+        try:
+            await state.projects.insert_one(doc)
+        except DuplicateKeyError:
+            raise conflict(
+                ResourceType.PROJECT, cmd.project_name, f"Project {cmd.project_name} already exists"
+            ) from None
+        return Reply.success({"ProjectMetadata": project_metadata(doc).wire()})
+
+    return await idempotency.once(
+        state.db, cmd, params={"ProjectName": cmd.project_name}, resource_type=ResourceType.PROJECT, work=work
     )
-    if stored is not None:
-        return Reply.model_validate(stored)
-    doc = {
-        "_id": cmd.project_name,
-        "arn": project_arn(state.settings, cmd.project_name),
-        "created_at": now(),
-        "tags": {},
-    }
-    try:
-        await state.projects.insert_one(doc)
-    except DuplicateKeyError:
-        raise conflict(
-            ResourceType.PROJECT, cmd.project_name, f"Project {cmd.project_name} already exists"
-        ) from None
-    reply = Reply.success({"ProjectMetadata": project_metadata(doc).wire()})
-    await idempotency.remember(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        reply=reply.model_dump(mode="json"),
-    )
-    return reply
 
 
 async def describe_project(state: DatasetState, cmd: DescribeProject) -> Reply:
@@ -89,30 +82,23 @@ async def list_projects(state: DatasetState, cmd: ListProjects) -> Reply:
 
 
 async def delete_project(state: DatasetState, cmd: DeleteProject) -> Reply:
-    params = {"ProjectName": cmd.project_name}
-    stored = await idempotency.recall(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        resource_type=ResourceType.PROJECT,
+    async def work() -> Reply:
+        doc = await get_project(state, cmd.project_name)
+        if await state.datasets.find_one({"project_name": cmd.project_name}, {"_id": 1}):
+            raise conflict(
+                ResourceType.PROJECT,
+                cmd.project_name,
+                f"Project {cmd.project_name} still has datasets; delete them first",
+            )
+        if await state.project_models.find_one({"project_name": cmd.project_name}, {"_id": 1}):
+            raise conflict(
+                ResourceType.PROJECT,
+                cmd.project_name,
+                f"Project {cmd.project_name} still has model versions; delete them first",
+            )
+        await state.projects.delete_one({"_id": cmd.project_name})
+        return Reply.success({"ProjectArn": doc["arn"]})
+
+    return await idempotency.once(
+        state.db, cmd, params={"ProjectName": cmd.project_name}, resource_type=ResourceType.PROJECT, work=work
     )
-    if stored is not None:
-        return Reply.model_validate(stored)
-    doc = await get_project(state, cmd.project_name)
-    if await state.datasets.find_one({"project_name": cmd.project_name}, {"_id": 1}):
-        raise conflict(
-            ResourceType.PROJECT,
-            cmd.project_name,
-            f"Project {cmd.project_name} still has datasets; delete them first",
-        )
-    if await state.project_models.find_one({"project_name": cmd.project_name}, {"_id": 1}):
-        raise conflict(
-            ResourceType.PROJECT,
-            cmd.project_name,
-            f"Project {cmd.project_name} still has model versions; delete them first",
-        )
-    await state.projects.delete_one({"_id": cmd.project_name})
-    reply = Reply.success({"ProjectArn": doc["arn"]})
-    await idempotency.remember(
-        state.db, operation=cmd.operation, token=cmd.client_token, params=params,
-        reply=reply.model_dump(mode="json"),
-    )
-    return reply

@@ -24,7 +24,7 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings)
         await ensure_topics(settings, [(replies, 1)])
         broker = make_broker(settings, client_id="gateway")
-        rpc = RequestClient(broker, replies, settings.request_timeout_seconds)
+        rpc = RequestClient(broker, settings, replies)
         await broker.start()
         app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings))
         try:

@@ -39,7 +39,7 @@ async def dispatch(state: TrainingState, cmd: m.TrainingCommand) -> Reply:
 def create_app(settings: Settings) -> AsgiFastStream:
     broker = make_broker(settings, client_id="training")
 
-    @broker.subscriber(TRAINING_COMMANDS, **service_subscriber_options("loupe-training"))
+    @broker.subscriber(TRAINING_COMMANDS, **service_subscriber_options(settings, "loupe-training"))
     async def on_command(cmd: m.TrainingCommand, state: State) -> Reply:
         return await answer(dispatch(state, cmd), service="training", command=cmd)
 
