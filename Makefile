@@ -8,6 +8,9 @@ PACKAGES := -e libs/common -e libs/cli -e deploy/local \
 	-e services/hosting -e services/inference -e services/human_loop
 STAMP := $(VENV)/.installed
 
+JS_TESTS := tests/clients/js
+JS_STAMP := $(JS_TESTS)/node_modules/.installed
+
 .PHONY: run test test-unit test-integration test-clients test-deploy bench venv clean
 
 venv: $(STAMP)
@@ -16,13 +19,17 @@ $(STAMP): constraints.txt libs/*/pyproject.toml services/*/pyproject.toml deploy
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES) \
-		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema
+		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors
 	touch $(STAMP)
+
+# The JS SDK client tests need node/npm; without them those tests skip and say why.
+$(JS_STAMP): $(JS_TESTS)/package-lock.json
+	if command -v npm >/dev/null; then npm ci --prefix $(JS_TESTS) --no-audit --no-fund --loglevel=error && touch $(JS_STAMP); fi
 
 run: $(STAMP)
 	$(PY) -m loupe_local run
 
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
 	$(PY) -m pytest tests
 
 test-unit: $(STAMP)

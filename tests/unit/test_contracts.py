@@ -133,3 +133,11 @@ def test_production_refuses_dev_credentials():
     with pytest.raises(ValidationError):
         Settings(_env_file=None, environment="production")
     Settings(_env_file=None, environment="production", access_key_id="AKIAPROD", secret_access_key="s3cr3t-value")
+
+
+def test_huawei_error_shape():
+    from loupe_common.errors import HuaweiError
+
+    err = HuaweiError(400, "AIS.0014", "The JSON format of the request body is incorrect.")
+    assert err.status == 400
+    assert err.body() == {"error_code": "AIS.0014", "error_msg": "The JSON format of the request body is incorrect."}

@@ -210,3 +210,20 @@ def ailab_envelope(
     if data is not None:
         body["data"] = data
     return status, body
+
+
+# --- Huawei Cloud style (Image Recognition routes) -------------------------------------------
+
+
+class HuaweiError(Exception):
+    """An error in Huawei Cloud's shape: {"error_code": "AIS.0014", "error_msg": "..."} with the
+    HTTP status the reference gives for that code, and an X-Request-Id header."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"error_code": self.code, "error_msg": self.message}

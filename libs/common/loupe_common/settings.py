@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # Storage
     data_dir: Path = Path(".loupe-data")
     s3_root: Path | None = Field(None, description="Local bucket root for s3:// refs; default <data_dir>/s3")
+    s3_endpoint_url: str | None = Field(
+        None, description="An S3-compatible endpoint for s3:// refs and uploads instead of the local root"
+    )
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     upload_bucket: str = "loupe-uploads"
     allow_file_refs: bool = False
     allow_private_urls: bool = Field(False, description="Let http(s) refs reach private/loopback hosts.")

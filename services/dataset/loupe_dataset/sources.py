@@ -56,9 +56,56 @@ class BucketRoot:
         os.replace(tmp, path)
 
 
+class S3Buckets:
+    """s3://bucket/key on an S3-compatible endpoint (LOUPE_S3_ENDPOINT_URL); same interface as
+    BucketRoot. Calls block: callers run them in a worker thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        import boto3
+        from botocore.config import Config
+
+        secret = settings.s3_secret_access_key
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=secret.get_secret_value() if secret else None,
+            config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3},
+                          s3={"addressing_style": "path"}),
+        )
+
+    def read(self, bucket: str, key: str, *, max_bytes: int) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self._client.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in ("NoSuchKey", "NoSuchBucket", "404"):
+                raise SourceError(f"object not found: s3://{bucket}/{key}") from None
+            raise SourceError(f"cannot read s3://{bucket}/{key}: {code}") from None
+        except BotoCoreError as exc:
+            raise SourceError(f"cannot read s3://{bucket}/{key}: {exc}") from None
+        body = response["Body"]
+        if response.get("ContentLength", 0) > max_bytes:
+            body.close()
+            raise SourceError(f"s3://{bucket}/{key} is {response['ContentLength']} bytes; the limit is {max_bytes}")
+        data = body.read(max_bytes + 1)
+        body.close()
+        if len(data) > max_bytes:
+            raise SourceError(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
+        return data
+
+    def write(self, bucket: str, key: str, data: bytes) -> None:
+        self._client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
 class SourceReader:
     def __init__(self, settings: Settings) -> None:
-        self.buckets = BucketRoot(settings.bucket_root)
+        self.buckets: BucketRoot | S3Buckets = (
+            S3Buckets(settings) if settings.s3_endpoint_url else BucketRoot(settings.bucket_root)
+        )
         self.allow_file_refs = settings.allow_file_refs
         self.allow_private_urls = settings.allow_private_urls
 

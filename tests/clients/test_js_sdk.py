@@ -1,0 +1,43 @@
+"""The unmodified AWS SDK for JavaScript v3 (@aws-sdk/client-lookoutvision, pinned in
+tests/clients/js/package-lock.json) against the real stack. It is stricter than boto3: ISO
+timestamps would parse as 1970, and it signs with lowercase header names."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import DEV_KEY, DEV_SECRET
+
+JS_DIR = Path(__file__).parent / "js"
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    node = shutil.which("node")
+    if node is None or not (JS_DIR / "node_modules" / "@aws-sdk" / "client-lookoutvision").is_dir():
+        pytest.skip("node or the JS SDK is missing: `make test` installs it with npm ci")
+    return node
+
+
+def test_js_sdk_control_plane(stack, node, project_name):
+    env = {**os.environ, "LOUPE_ENDPOINT_URL": stack.endpoint_url, "PROJECT": project_name,
+           "AWS_ACCESS_KEY_ID": DEV_KEY, "AWS_SECRET_ACCESS_KEY": DEV_SECRET}
+    run = subprocess.run([node, "lookout.mjs"], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["createdIsDate"] and report["createdYear"] >= 2026 and report["lastUpdatedYear"] >= 2026
+    assert report["arn"].endswith(f":project/{project_name}")
+    assert report["listed"]
+    assert report["datasetStatus"] == "CREATE_COMPLETE"
+    assert report["imageStats"] == {"Total": 0, "Labeled": 0, "Normal": 0, "Anomaly": 0}
+    assert report["tags"] == [{"Key": "line", "Value": "A/7"}]
+    assert report["notFound"]["name"] == "ResourceNotFoundException" and report["notFound"]["status"] == 404
+    assert report["notFound"]["resourceType"] == "PROJECT"
+    assert report["invalid"]["name"] == "ValidationException" and "projectName" in report["invalid"]["message"]
+    assert report["conflict"]["name"] == "ConflictException" and report["conflict"]["status"] == 409
