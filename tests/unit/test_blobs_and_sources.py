@@ -6,7 +6,8 @@ import pytest
 
 from loupe_common.blobs import BlobNotFound, LocalBlobStore
 from loupe_common.settings import Settings
-from loupe_dataset.sources import BucketRoot, SourceError, SourceReader
+from loupe_common.buckets import BucketError, BucketRoot
+from loupe_dataset.sources import SourceError, SourceReader
 
 
 async def test_local_blob_store(tmp_path):
@@ -29,13 +30,13 @@ def test_bucket_root_refuses_escapes(tmp_path):
     root = BucketRoot(tmp_path)
     (tmp_path / "b").mkdir()
     (tmp_path / "secret.txt").write_text("no")
-    with pytest.raises(SourceError, match="escapes"):
+    with pytest.raises(BucketError, match="escapes"):
         root.read("b", "../secret.txt", max_bytes=100)
-    with pytest.raises(SourceError, match="not found"):
+    with pytest.raises(BucketError, match="not found"):
         root.read("b", "missing.png", max_bytes=100)
     root.write("b", "dir/x.png", b"data")
     assert root.read("b", "dir/x.png", max_bytes=100) == b"data"
-    with pytest.raises(SourceError, match="limit"):
+    with pytest.raises(BucketError, match="limit"):
         root.read("b", "dir/x.png", max_bytes=2)
 
 

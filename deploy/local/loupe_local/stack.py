@@ -103,6 +103,20 @@ class Stack:
         wait_for_port("127.0.0.1", port, timeout=30)
         self.kafka_bootstrap = f"127.0.0.1:{port}"
 
+    def create_topics(self) -> None:
+        """Create the topic catalogue before any service runs, so no consumer's metadata request
+        can create a topic first with the broker's default partition count."""
+        import asyncio
+
+        from loupe_common.kafka import ensure_topics
+        from loupe_common.settings import Settings
+
+        env = self.env()
+        settings = Settings(**{k.removeprefix("LOUPE_").lower(): v for k, v in env.items()
+                               if k.startswith("LOUPE_") and k != "LOUPE_KAFKA_BOOTSTRAP"},
+                            kafka_bootstrap=self.kafka_bootstrap)
+        asyncio.run(ensure_topics(settings))
+
     def start_service(self, name: str) -> None:
         module = "loupe_gateway" if name == "gateway" else SERVICES[name][0]
         env = self.env()
@@ -140,6 +154,7 @@ class Stack:
         try:
             if not self.kafka_bootstrap:
                 self.start_broker()
+            self.create_topics()
             # Services first (the dataset service creates the topics), the gateway last.
             for name in self.services:
                 self.start_service(name)

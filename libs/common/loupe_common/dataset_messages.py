@@ -112,6 +112,23 @@ class StoreUpload(Command):
     file_name: str | None = None
 
 
+class SummarizeDatasets(Command):
+    """Service-to-service (training): the project's datasets with status and image stats."""
+
+    operation: Literal["SummarizeDatasets"] = "SummarizeDatasets"
+    project_name: ProjectName
+
+
+class ExportEntries(Command):
+    """Service-to-service (training): snapshot the labelled entries of a dataset into blob storage
+    as JSON Lines ({source_ref, label, blob_key, mask_key, width, height}); replies {key, count}."""
+
+    operation: Literal["ExportEntries"] = "ExportEntries"
+    project_name: ProjectName
+    dataset_type: DatasetType
+    export_key: str
+
+
 DatasetCommand = Annotated[
     CreateProject
     | DescribeProject
@@ -125,7 +142,9 @@ DatasetCommand = Annotated[
     | TagProject
     | UntagProject
     | ListProjectTags
-    | StoreUpload,
+    | StoreUpload
+    | SummarizeDatasets
+    | ExportEntries,
     Field(discriminator="operation"),
 ]
 

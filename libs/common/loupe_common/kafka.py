@@ -33,6 +33,9 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         max_request_size=settings.kafka_max_message_bytes,
         enable_idempotence=settings.kafka_idempotent_producer,
         linger_ms=0,
+        # Topics come from the catalogue (ensure_topics) with their partition counts; a consumer
+        # or producer must never create one with the broker's default of a single partition.
+        allow_auto_create_topics=False,
         logger=logging.getLogger(f"loupe.{client_id}.broker"),
         log_level=logging.DEBUG,  # FastStream logs every message at this level; keep INFO quiet
     )

@@ -18,6 +18,7 @@ DATASET_COMMANDS = "loupe.dataset.commands"
 DATASET_JOBS = "loupe.dataset.jobs"
 MODEL_EVENTS = "loupe.model.events"
 TRAINING_COMMANDS = "loupe.training.commands"
+TRAINING_JOBS = "loupe.training.jobs"
 REPLY_PREFIX = "loupe.replies."
 
 CATALOGUE: tuple[TopicSpec, ...] = (
@@ -39,8 +40,15 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         TRAINING_COMMANDS,
         producers="gateway",
         consumers="training (group loupe-training)",
-        carries="model version commands (tags on model ARNs now; create/describe/list/delete with "
-        "the training issue); key = project name",
+        carries="model version commands: create, describe, list, delete, tags, artifacts; "
+        "key = project name",
+    ),
+    TopicSpec(
+        TRAINING_JOBS,
+        producers="training",
+        consumers="training (group loupe-training-jobs)",
+        carries="training runs; committed only when the model version is final, so a crash "
+        "replays the run",
     ),
     TopicSpec(
         MODEL_EVENTS,

@@ -6,10 +6,62 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from .lookout import ProjectName, Tag, TagKey
+from pydantic import BaseModel
+
+from .lookout import MaxResults, ModelVersionRef, PaginationToken, ProjectName, Shape, Tag, TagKey
+from .lookout import S3BucketName, S3KeyPrefix
 from .messages import Command
 
 ModelVersion = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,9}$")]
+ModelDescriptionText = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[0-9A-Za-z._\-]*$")]
+KmsKeyId = Annotated[
+    str, StringConstraints(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$")
+]
+
+
+class S3Location(Shape):
+    bucket: S3BucketName
+    prefix: S3KeyPrefix | None = None
+
+
+class OutputConfig(Shape):
+    s3_location: S3Location
+
+
+class CreateModel(Command):
+    operation: Literal["CreateModel"] = "CreateModel"
+    project_name: ProjectName
+    description: ModelDescriptionText | None = None
+    output_config: OutputConfig
+    kms_key_id: KmsKeyId | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=200)
+
+
+class DescribeModel(Command):
+    operation: Literal["DescribeModel"] = "DescribeModel"
+    project_name: ProjectName
+    model_version: ModelVersionRef
+
+
+class ListModels(Command):
+    operation: Literal["ListModels"] = "ListModels"
+    project_name: ProjectName
+    max_results: MaxResults = 100
+    next_token: PaginationToken | None = None
+
+
+class DeleteModel(Command):
+    operation: Literal["DeleteModel"] = "DeleteModel"
+    project_name: ProjectName
+    model_version: ModelVersionRef
+
+
+class GetModelArtifacts(Command):
+    """Loupe-native: the blob keys of a trained model's artifacts (model, sidecar, evaluation)."""
+
+    operation: Literal["GetModelArtifacts"] = "GetModelArtifacts"
+    project_name: ProjectName
+    model_version: ModelVersionRef
 
 
 class TagModel(Command):
@@ -32,4 +84,15 @@ class ListModelTags(Command):
     model_version: ModelVersion
 
 
-TrainingCommand = Annotated[TagModel | UntagModel | ListModelTags, Field(discriminator="operation")]
+TrainingCommand = Annotated[
+    CreateModel | DescribeModel | ListModels | DeleteModel | GetModelArtifacts | TagModel | UntagModel | ListModelTags,
+    Field(discriminator="operation"),
+]
+
+
+class TrainingJob(BaseModel):
+    """Queued on loupe.training.jobs; replayed after a crash until the model version is final."""
+
+    job_id: str
+    project_name: ProjectName
+    model_version: ModelVersion

@@ -23,7 +23,7 @@ from loupe_common.messages import Reply, answer
 from loupe_common.settings import Settings
 from loupe_common.topics import DATASET_COMMANDS, DATASET_JOBS, MODEL_EVENTS
 
-from . import datasets, entries, projects, tags, uploads
+from . import datasets, entries, exports, projects, tags, uploads
 from .jobs import run_job
 from .sources import SourceReader
 from .store import DatasetState, ensure_indexes
@@ -66,6 +66,10 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 return await tags.list_project_tags(state, cmd)
             case m.StoreUpload():
                 return await uploads.store_upload(state, cmd)
+            case m.SummarizeDatasets():
+                return await exports.summarize_datasets(state, cmd)
+            case m.ExportEntries():
+                return await exports.export_entries(state, cmd)
 
     @broker.subscriber(DATASET_COMMANDS, **service_subscriber_options(settings, "loupe-dataset"))
     async def on_command(cmd: m.DatasetCommand, state: State) -> Reply:

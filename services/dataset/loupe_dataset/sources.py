@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from loupe_common.buckets import BucketError, BucketRoot, S3Buckets, open_buckets
 from loupe_common.images import MAX_IMAGE_BYTES
 from loupe_common.settings import Settings
 
@@ -22,90 +22,16 @@ class SourceError(Exception):
     """A reference that cannot be read; the message is shown to the user per manifest line."""
 
 
-class BucketRoot:
-    """s3://bucket/key resolves to <root>/<bucket>/<key>; nothing outside the root is reachable."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-
-    def path(self, bucket: str, key: str) -> Path:
-        if not bucket or not key or bucket in (".", ".."):
-            raise SourceError(f"invalid S3 location s3://{bucket}/{key}")
-        path = (self.root / bucket / key).resolve()
-        if not path.is_relative_to(self.root / bucket):
-            raise SourceError(f"S3 key escapes its bucket: s3://{bucket}/{key}")
-        return path
-
-    def read(self, bucket: str, key: str, *, max_bytes: int) -> bytes:
-        path = self.path(bucket, key)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise SourceError(f"object not found: s3://{bucket}/{key}") from None
-        if not path.is_file():
-            raise SourceError(f"not an object: s3://{bucket}/{key}")
-        if size > max_bytes:
-            raise SourceError(f"s3://{bucket}/{key} is {size} bytes; the limit is {max_bytes}")
-        return path.read_bytes()
-
-    def write(self, bucket: str, key: str, data: bytes) -> None:
-        path = self.path(bucket, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-
-
-class S3Buckets:
-    """s3://bucket/key on an S3-compatible endpoint (LOUPE_S3_ENDPOINT_URL); same interface as
-    BucketRoot. Calls block: callers run them in a worker thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        import boto3
-        from botocore.config import Config
-
-        secret = settings.s3_secret_access_key
-        self._client = boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.region,
-            aws_access_key_id=settings.s3_access_key_id,
-            aws_secret_access_key=secret.get_secret_value() if secret else None,
-            config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3},
-                          s3={"addressing_style": "path"}),
-        )
-
-    def read(self, bucket: str, key: str, *, max_bytes: int) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            response = self._client.get_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code in ("NoSuchKey", "NoSuchBucket", "404"):
-                raise SourceError(f"object not found: s3://{bucket}/{key}") from None
-            raise SourceError(f"cannot read s3://{bucket}/{key}: {code}") from None
-        except BotoCoreError as exc:
-            raise SourceError(f"cannot read s3://{bucket}/{key}: {exc}") from None
-        body = response["Body"]
-        if response.get("ContentLength", 0) > max_bytes:
-            body.close()
-            raise SourceError(f"s3://{bucket}/{key} is {response['ContentLength']} bytes; the limit is {max_bytes}")
-        data = body.read(max_bytes + 1)
-        body.close()
-        if len(data) > max_bytes:
-            raise SourceError(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
-        return data
-
-    def write(self, bucket: str, key: str, data: bytes) -> None:
-        self._client.put_object(Bucket=bucket, Key=key, Body=data)
+def _bucket_read(buckets: BucketRoot | S3Buckets, bucket: str, key: str, max_bytes: int) -> bytes:
+    try:
+        return buckets.read(bucket, key, max_bytes=max_bytes)
+    except BucketError as exc:
+        raise SourceError(str(exc)) from None
 
 
 class SourceReader:
     def __init__(self, settings: Settings) -> None:
-        self.buckets: BucketRoot | S3Buckets = (
-            S3Buckets(settings) if settings.s3_endpoint_url else BucketRoot(settings.bucket_root)
-        )
+        self.buckets = open_buckets(settings)
         self.allow_file_refs = settings.allow_file_refs
         self.allow_private_urls = settings.allow_private_urls
 
@@ -113,7 +39,7 @@ class SourceReader:
         parts = urlsplit(ref)
         if parts.scheme == "s3":
             key = parts.path.lstrip("/")
-            return await asyncio.to_thread(self.buckets.read, parts.netloc, key, max_bytes=max_bytes)
+            return await asyncio.to_thread(_bucket_read, self.buckets, parts.netloc, key, max_bytes)
         if parts.scheme == "file":
             return await asyncio.to_thread(self._read_file, parts.netloc, unquote(parts.path), max_bytes)
         if parts.scheme in ("http", "https"):

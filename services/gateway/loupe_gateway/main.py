@@ -14,7 +14,7 @@ from loupe_common.topics import reply_topic
 
 from .context import Gateway
 from .responses import RequestIdMiddleware, install_error_handlers
-from .routes import health, lookout, native
+from .routes import health, lookout, models, native
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,4 +45,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(lookout.router)
     app.include_router(native.router)
+    app.include_router(models.router)
     return app

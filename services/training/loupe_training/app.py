@@ -1,7 +1,10 @@
-"""The training service: its handlers and its startup.
+"""The training service: its handlers, its publishers and its startup.
 
 Handlers:
   loupe.training.commands -> on_command (request/reply with the gateway)
+  loupe.training.jobs     -> on_job     (training runs, committed when the version is final)
+Publishes: loupe.training.jobs (its own runs), loupe.model.events (versions created/deleted).
+Asks the dataset service (loupe.dataset.commands) for dataset summaries and entry snapshots.
 """
 
 from __future__ import annotations
@@ -14,41 +17,85 @@ from faststream import Context
 from faststream.asgi import AsgiFastStream
 
 from loupe_common import training_messages as m
+from loupe_common.blobs import open_blob_store
+from loupe_common.buckets import open_buckets
 from loupe_common.db import connect
-from loupe_common.kafka import ensure_topics, make_broker, service_app, service_subscriber_options
+from loupe_common.kafka import (
+    RequestClient,
+    delete_topic,
+    ensure_topics,
+    make_broker,
+    service_app,
+    service_subscriber_options,
+)
 from loupe_common.messages import Reply, answer
 from loupe_common.settings import Settings
-from loupe_common.topics import TRAINING_COMMANDS
+from loupe_common.topics import MODEL_EVENTS, TRAINING_COMMANDS, TRAINING_JOBS, reply_topic
 
-from . import tags
+from . import models, tags
+from .jobs import run_training
 from .store import TrainingState, ensure_indexes
 
 State = Annotated[TrainingState, Context("state")]
-
-
-async def dispatch(state: TrainingState, cmd: m.TrainingCommand) -> Reply:
-    match cmd:
-        case m.TagModel():
-            return await tags.tag_model(state, cmd)
-        case m.UntagModel():
-            return await tags.untag_model(state, cmd)
-        case m.ListModelTags():
-            return await tags.list_model_tags(state, cmd)
+TRAINING_MAX_POLL_MS = 60 * 60 * 1000  # a run may take long; heartbeats continue meanwhile
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
     broker = make_broker(settings, client_id="training")
+    replies = reply_topic(f"training-{settings.instance_id}")
+    dataset_client = RequestClient(broker, settings, replies)
+    to_jobs = broker.publisher(TRAINING_JOBS)
+    to_events = broker.publisher(MODEL_EVENTS)
+
+    async def enqueue(job: m.TrainingJob) -> None:
+        await to_jobs.publish(job, key=job.project_name.encode())
+
+    async def announce(event) -> None:
+        await to_events.publish(event, key=event.project_name.encode())
+
+    async def dispatch(state: TrainingState, cmd: m.TrainingCommand) -> Reply:
+        match cmd:
+            case m.CreateModel():
+                return await models.create_model(state, cmd, enqueue, announce)
+            case m.DescribeModel():
+                return await models.describe_model(state, cmd)
+            case m.ListModels():
+                return await models.list_models(state, cmd)
+            case m.DeleteModel():
+                return await models.delete_model(state, cmd, announce)
+            case m.GetModelArtifacts():
+                return await models.get_model_artifacts(state, cmd)
+            case m.TagModel():
+                return await tags.tag_model(state, cmd)
+            case m.UntagModel():
+                return await tags.untag_model(state, cmd)
+            case m.ListModelTags():
+                return await tags.list_model_tags(state, cmd)
 
     @broker.subscriber(TRAINING_COMMANDS, **service_subscriber_options(settings, "loupe-training"))
     async def on_command(cmd: m.TrainingCommand, state: State) -> Reply:
         return await answer(dispatch(state, cmd), service="training", command=cmd)
 
+    @broker.subscriber(
+        TRAINING_JOBS,
+        **service_subscriber_options(settings, "loupe-training-jobs", max_poll_interval_ms=TRAINING_MAX_POLL_MS),
+        no_reply=True,
+    )
+    async def on_job(job: m.TrainingJob, state: State) -> None:
+        await run_training(state, job)
+
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
-        state = TrainingState(settings=settings, db=connect(settings))
-        await ensure_indexes(state)
         await ensure_topics(settings)
+        await ensure_topics(settings, [(replies, 1)])
+        db = connect(settings)
+        state = TrainingState(settings=settings, db=db, blobs=open_blob_store(settings),
+                              buckets=open_buckets(settings), datasets=dataset_client)
+        await ensure_indexes(state)
         context.set_global("state", state)
-        yield
+        try:
+            yield
+        finally:
+            await delete_topic(settings, replies)
 
     return service_app(broker, lifespan=lifespan)

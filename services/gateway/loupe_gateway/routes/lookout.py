@@ -239,3 +239,46 @@ async def untag_resource(gw: GatewayDep, rid: RequestId, request: Request):
 async def list_tags_for_resource(gw: GatewayDep, rid: RequestId, request: Request):
     target = _resource_arn(gw, request)
     return await _to_owner(gw, rid, target, dm.ListProjectTags, tm.ListModelTags)
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+async def to_training_service(gw: GatewayDep, cmd: tm.Command, key: str) -> JSONResponse:
+    return reply_response(await gw.rpc.request(TRAINING_COMMANDS, cmd, key=key))
+
+
+@router.post("/projects/{project_name}/models")
+async def create_model(gw: GatewayDep, rid: RequestId, project_name: str, body: Body, token: ClientTokenHeader = None):
+    fields = parse_json_object(body)
+    tags = fields.get("Tags")
+    if isinstance(tags, list):
+        _check_count("tags", tags)
+    cmd = build(
+        tm.CreateModel, request_id=rid, client_token=token, project_name=project_name,
+        description=fields.get("Description"), output_config=fields.get("OutputConfig"),
+        kms_key_id=fields.get("KmsKeyId"), tags=tags,
+    )
+    return await to_training_service(gw, cmd, project_name)
+
+
+@router.get("/projects/{project_name}/models")
+async def list_models(gw: GatewayDep, rid: RequestId, request: Request, project_name: str):
+    q = request.query_params
+    cmd = build(tm.ListModels, request_id=rid, project_name=project_name,
+                max_results=q.get("maxResults", 100), next_token=q.get("nextToken"))
+    return await to_training_service(gw, cmd, project_name)
+
+
+@router.get("/projects/{project_name}/models/{model_version}")
+async def describe_model(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str):
+    cmd = build(tm.DescribeModel, request_id=rid, project_name=project_name, model_version=model_version)
+    return await to_training_service(gw, cmd, project_name)
+
+
+@router.delete("/projects/{project_name}/models/{model_version}")
+async def delete_model(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str,
+                       token: ClientTokenHeader = None):
+    cmd = build(tm.DeleteModel, request_id=rid, client_token=token, project_name=project_name,
+                model_version=model_version)
+    return await to_training_service(gw, cmd, project_name)

@@ -1,0 +1,1 @@
+"""Pretrained models Loupe runs with onnxruntime, exported once by `make models`."""

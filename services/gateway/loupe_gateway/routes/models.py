@@ -1,0 +1,54 @@
+"""Loupe-native model routes (AILabTools envelope): a trained version's evaluation summary, and
+its artifacts (the ONNX model, its sidecar, the evaluation manifest/result, the HTML report)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+
+from loupe_common import training_messages as tm
+from loupe_common.blobs import BlobNotFound
+from loupe_common.errors import AilabError, ailab_envelope
+from loupe_common.topics import TRAINING_COMMANDS
+
+from ..auth import signed_body
+from ..context import GatewayDep, RequestId
+from ..validation import build
+
+router = APIRouter(prefix="/loupe/v1", dependencies=[Depends(signed_body(0))])
+MEDIA_TYPES = {
+    "model.onnx": "application/octet-stream",
+    "model.json": "application/json",
+    "evaluation-manifest.jsonl": "application/x-ndjson",
+    "evaluation-result.json": "application/json",
+    "report.html": "text/html; charset=utf-8",
+}
+
+
+async def _artifacts(gw: GatewayDep, rid: str, project_name: str, model_version: str) -> dict:
+    cmd = build(tm.GetModelArtifacts, request_id=rid, project_name=project_name, model_version=model_version)
+    return (await gw.rpc.request(TRAINING_COMMANDS, cmd, key=project_name)).unwrap()
+
+
+@router.get("/projects/{project_name}/models/{model_version}/evaluation")
+async def evaluation(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str) -> JSONResponse:
+    found = await _artifacts(gw, rid, project_name, model_version)
+    base = f"/loupe/v1/projects/{project_name}/models/{found['model_version']}/artifacts/"
+    data = {**found["evaluation"], "model_version": found["model_version"], "status": found["status"],
+            "artifacts": {name: base + name for name in found["artifacts"]}}
+    status, body = ailab_envelope(request_id=rid, data=data)
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/projects/{project_name}/models/{model_version}/artifacts/{name}")
+async def artifact(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str, name: str) -> Response:
+    if name not in MEDIA_TYPES:
+        raise AilabError("ERROR_FILE_NOT_FOUND", f"No artifact named {name}; one of: {', '.join(MEDIA_TYPES)}")
+    found = await _artifacts(gw, rid, project_name, model_version)
+    try:
+        content = await gw.blobs.get(found["artifacts"][name])
+    except (BlobNotFound, KeyError):
+        raise AilabError("ERROR_FILE_NOT_FOUND", f"{name} of model version {found['model_version']} is missing") from None
+    return Response(content, media_type=MEDIA_TYPES[name])

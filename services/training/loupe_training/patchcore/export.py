@@ -1,0 +1,171 @@
+"""Export a fitted detector as ONE ONNX graph: pixels (1, 3, S, S, RGB 0..255) -> image_score (1,)
+and anomaly_map (1, 1, S, S). The memory bank, the distance computation, the border
+normalisation, upsampling and blur are all inside the graph, built from the very arrays the
+training pipeline used. The threshold is not in the graph: it travels in the JSON sidecar and
+stays adjustable at inference time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, compose, helper, numpy_helper
+
+from loupe_models.catalogue import MEAN, STD
+from loupe_models.preprocess import RESIZE
+
+from .detector import Detector
+from .geometry import bilinear_matrix
+
+FORMAT = "loupe-patchcore-v1"
+OPSET = 17
+
+
+def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.ascontiguousarray(value), name)
+
+
+def _preprocess_graph(size: int) -> onnx.ModelProto:
+    nodes = [
+        helper.make_node("Div", ["pixels", "c255"], ["unit"]),
+        helper.make_node("Sub", ["unit", "mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "std"], ["image"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "preprocess",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
+        initializer=[_const("c255", np.float32(255.0)), _const("mean", np.float32(MEAN)),
+                     _const("std", np.float32(STD))],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]]) -> onnx.ModelProto:
+    scorer = detector.scorer
+    assert scorer is not None
+    taps = detector.extractor.taps
+    h, w = scorer.grid
+    nodes, inits = [], []
+    pooled = []
+    for tap in taps:
+        nodes.append(helper.make_node("AveragePool", [tap], [f"{tap}_pool"], kernel_shape=[3, 3],
+                                      pads=[1, 1, 1, 1], strides=[1, 1], count_include_pad=0))
+        name = f"{tap}_pool"
+        th, tw = tap_shapes[tap][1:]
+        if (th, tw) != (h, w):
+            inits += [_const(f"{tap}_ry", bilinear_matrix(h, th).astype(np.float32)),
+                      _const(f"{tap}_rxT", bilinear_matrix(w, tw).astype(np.float32).T)]
+            nodes += [helper.make_node("MatMul", [f"{tap}_ry", name], [f"{tap}_y"]),
+                      helper.make_node("MatMul", [f"{tap}_y", f"{tap}_rxT"], [f"{tap}_grid"])]
+            name = f"{tap}_grid"
+        pooled.append(name)
+    bank = scorer.bank.astype(np.float32)
+    inits += [
+        _const("bankT", bank.T.copy()),
+        _const("bank_norms", scorer.bank_norms.astype(np.float32)[None, :]),
+        _const("two", np.float32(2.0)),
+        _const("zero", np.float32(0.0)),
+        _const("patches_shape", np.array([h * w, bank.shape[1]], np.int64)),
+        _const("grid_shape", np.array([h, w], np.int64)),
+        _const("scale", scorer.scale.astype(np.float32)),
+        _const("shift", scorer.shift.astype(np.float32)),
+        _const("ry", scorer.ry),
+        _const("rxT", scorer.rx.T.copy()),
+        _const("map_shape", np.array([1, 1, scorer.image_size, scorer.image_size], np.int64)),
+        _const("flat_shape", np.array([1, scorer.image_size * scorer.image_size], np.int64)),
+        _const("k", np.array([scorer.top_k], np.int64)),
+    ]
+    nodes += [
+        helper.make_node("Concat", pooled, ["features"], axis=1) if len(pooled) > 1
+        else helper.make_node("Identity", pooled, ["features"]),
+        helper.make_node("Transpose", ["features"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["nhwc", "patches_shape"], ["q"]),
+        helper.make_node("Mul", ["q", "q"], ["q_sq"]),
+        helper.make_node("ReduceSum", ["q_sq", "one_axis"], ["q_norms"], keepdims=1),
+        helper.make_node("MatMul", ["q", "bankT"], ["qm"]),
+        helper.make_node("Mul", ["qm", "two"], ["qm2"]),
+        helper.make_node("Sub", ["q_norms", "qm2"], ["partial"]),
+        helper.make_node("Add", ["partial", "bank_norms"], ["d2"]),
+        helper.make_node("ReduceMin", ["d2"], ["d2_min"], axes=[1], keepdims=0),
+        helper.make_node("Max", ["d2_min", "zero"], ["d2_pos"]),
+        helper.make_node("Sqrt", ["d2_pos"], ["distance"]),
+        helper.make_node("Reshape", ["distance", "grid_shape"], ["raw_map"]),
+        helper.make_node("Mul", ["raw_map", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "shift"], ["patch_map"]),
+        helper.make_node("MatMul", ["ry", "patch_map"], ["up_y"]),
+        helper.make_node("MatMul", ["up_y", "rxT"], ["full_map"]),
+        helper.make_node("Reshape", ["full_map", "map_shape"], ["anomaly_map"]),
+        helper.make_node("Reshape", ["full_map", "flat_shape"], ["flat"]),
+        helper.make_node("TopK", ["flat", "k"], ["top_values", "top_indices"], axis=1),
+        helper.make_node("ReduceMean", ["top_values"], ["score_2d"], axes=[1], keepdims=0),
+        helper.make_node("Identity", ["score_2d"], ["image_score"]),
+    ]
+    inits.append(_const("one_axis", np.array([1], np.int64)))
+    inputs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, [1, *tap_shapes[t]]) for t in taps]
+    outputs = [
+        helper.make_tensor_value_info("image_score", TensorProto.FLOAT, [1]),
+        helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, [1, 1, scorer.image_size, scorer.image_size]),
+    ]
+    graph = helper.make_graph(nodes, "patchcore_head", inputs, outputs, initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def build_graph(detector: Detector) -> onnx.ModelProto:
+    size = detector.config.image_size
+    backbone = onnx.load(detector.extractor.backbone_path)
+    tap_shapes = {}
+    probe = detector.extractor.session.run(detector.extractor.taps, {"image": np.zeros((1, 3, size, size), np.float32)})
+    for tap, value in zip(detector.extractor.taps, probe, strict=True):
+        tap_shapes[tap] = tuple(int(v) for v in value.shape[1:])
+    # Keep only the taps the head reads; the rest of the backbone's outputs are pruned.
+    backbone = onnx.utils.Extractor(backbone).extract_model(["image"], list(detector.extractor.taps))
+    pre = _preprocess_graph(size)
+    ir_version = min(backbone.ir_version, pre.ir_version)
+    for model in (backbone, pre):
+        model.ir_version = ir_version
+        del model.opset_import[:]
+        model.opset_import.extend([helper.make_opsetid("", OPSET)])
+    merged = compose.merge_models(pre, backbone, io_map=[("image", "image")], prefix2="backbone_")
+    head = _head_graph(detector, tap_shapes)
+    head.ir_version = merged.ir_version
+    model = compose.merge_models(
+        merged, head, io_map=[(f"backbone_{t}", t) for t in detector.extractor.taps]
+    )
+    model.graph.name = FORMAT
+    onnx.checker.check_model(model)
+    return model
+
+
+def export(detector: Detector, directory: Path, *, extra: dict | None = None) -> tuple[Path, Path]:
+    """Write model.onnx and model.json (the sidecar) into directory."""
+    assert detector.scorer is not None and detector.calibration is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    model = build_graph(detector)
+    onnx_path = directory / "model.onnx"
+    onnx.save(model, str(onnx_path))
+    data = onnx_path.read_bytes()
+    import onnxruntime
+
+    sidecar = {
+        "format": FORMAT,
+        "input": {"name": "pixels", "shape": [1, 3, detector.config.image_size, detector.config.image_size],
+                  "layout": "NCHW", "channels": "RGB", "range": [0, 255], "resize": RESIZE},
+        "outputs": {"image_score": [1], "anomaly_map": [1, 1, detector.config.image_size, detector.config.image_size]},
+        "threshold": detector.calibration.threshold,
+        "pixel_threshold": detector.calibration.threshold,
+        "calibration": detector.calibration.as_dict(),
+        "detector": detector.config_dict(),
+        "stats": detector.stats,
+        "backbone": json.loads(Path(detector.extractor.backbone_path).with_suffix(".json").read_text()),
+        "onnx_sha256": hashlib.sha256(data).hexdigest(),
+        "versions": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+                     "opset": OPSET},
+        **(extra or {}),
+    }
+    sidecar_path = directory / "model.json"
+    sidecar_path.write_text(json.dumps(sidecar, indent=2))
+    return onnx_path, sidecar_path

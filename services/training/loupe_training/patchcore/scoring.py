@@ -1,0 +1,80 @@
+"""Patch scores, anomaly maps and image scores from a memory bank of normal patch features.
+
+The score of a patch is its distance to the nearest bank patch. Zero-padded CNN features make the
+outermost rings of patches look unusual on every image, so each border ring's scores are mapped
+onto the interior's distribution (statistics from leave-one-out scores of the training images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import map_operators
+
+
+def nearest_distances(queries: np.ndarray, bank: np.ndarray, bank_norms: np.ndarray | None = None,
+                      chunk: int = 2048) -> np.ndarray:
+    """For each query row, the Euclidean distance to its nearest bank row."""
+    if bank_norms is None:
+        bank_norms = np.einsum("ij,ij->i", bank, bank)
+    out = np.empty(len(queries), dtype=np.float32)
+    for start in range(0, len(queries), chunk):
+        q = queries[start : start + chunk]
+        d2 = np.einsum("ij,ij->i", q, q)[:, None] - 2 * (q @ bank.T) + bank_norms[None, :]
+        out[start : start + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0))
+    return out
+
+
+def ring_index(grid: tuple[int, int], rings: int) -> np.ndarray:
+    """For each patch position, its ring: 0 = outermost, ..., `rings` = interior."""
+    h, w = grid
+    y, x = np.mgrid[0:h, 0:w]
+    return np.minimum(np.minimum(np.minimum(y, x), np.minimum(h - 1 - y, w - 1 - x)), rings)
+
+
+def border_normalisation(loo_maps: np.ndarray, rings: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-position (scale, shift) mapping each border ring's leave-one-out score distribution onto
+    the interior's (same mean and spread). loo_maps: (N, h, w)."""
+    grid = loo_maps.shape[1:]
+    ring = ring_index(grid, rings)
+    interior = loo_maps[:, ring == rings]
+    mu_i, sd_i = float(interior.mean()), float(interior.std()) + 1e-6
+    scale = np.ones(grid, dtype=np.float32)
+    shift = np.zeros(grid, dtype=np.float32)
+    for r in range(rings):
+        values = loo_maps[:, ring == r]
+        mu_r, sd_r = float(values.mean()), float(values.std()) + 1e-6
+        scale[ring == r] = sd_i / sd_r
+        shift[ring == r] = mu_i - mu_r * sd_i / sd_r
+    return scale, shift
+
+
+@dataclass
+class PatchScorer:
+    bank: np.ndarray  # (M, D) float32
+    grid: tuple[int, int]
+    image_size: int
+    scale: np.ndarray  # (h, w) border normalisation
+    shift: np.ndarray
+    blur_sigma: float
+    top_k: int  # image score = mean of the k highest pixels of the anomaly map
+
+    def __post_init__(self) -> None:
+        self.bank_norms = np.einsum("ij,ij->i", self.bank, self.bank)
+        self.ry, self.rx = map_operators(self.grid, self.image_size, self.blur_sigma)
+
+    def patch_maps(self, features: np.ndarray) -> np.ndarray:
+        """(N, h, w, D) -> (N, h, w) normalised patch scores."""
+        n, h, w, d = features.shape
+        raw = nearest_distances(features.reshape(-1, d), self.bank, self.bank_norms).reshape(n, h, w)
+        return raw * self.scale + self.shift
+
+    def anomaly_maps(self, patch_maps: np.ndarray) -> np.ndarray:
+        """(N, h, w) -> (N, S, S): upsampled and blurred (the same matrices the ONNX graph uses)."""
+        return self.ry @ patch_maps @ self.rx.T
+
+    def image_scores(self, maps: np.ndarray) -> np.ndarray:
+        flat = maps.reshape(len(maps), -1)
+        return -np.sort(-flat, axis=1)[:, : self.top_k].mean(axis=1)

@@ -1,0 +1,196 @@
+"""CreateModel / DescribeModel / ListModels / DeleteModel through unmodified boto3, training for
+real on the training service (EfficientNet-Lite0 + PatchCore)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from helpers import pattern_png, put_object, signed_request, wait_dataset
+
+OUTPUT = {"S3Location": {"Bucket": "loupe-output", "Prefix": "evaluations/"}}
+
+
+def code_of(excinfo) -> tuple[str, int]:
+    r = excinfo.value.response
+    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def fill(lookout, root, project: str, dataset_type: str, normal: int, anomalous: int, seed: int) -> None:
+    lines = [json.dumps({"source-ref": put_object(root, "models-bkt", f"{project}/{dataset_type}/n{i}.png",
+                                                  pattern_png(seed + i)), "anomaly-label": 0}) for i in range(normal)]
+    lines += [json.dumps({"source-ref": put_object(root, "models-bkt", f"{project}/{dataset_type}/a{i}.png",
+                                                   pattern_png(seed + 500 + i, defect=True)), "anomaly-label": 1})
+              for i in range(anomalous)]
+    lookout.create_dataset(ProjectName=project, DatasetType=dataset_type)
+    lookout.update_dataset_entries(ProjectName=project, DatasetType=dataset_type, Changes="\n".join(lines).encode())
+    assert wait_dataset(lookout, project, dataset_type)["Status"] == "UPDATE_COMPLETE"
+
+
+def wait_model(lookout, project: str, version: str = "1", timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = lookout.describe_model(ProjectName=project, ModelVersion=version)["ModelDescription"]
+        if desc["Status"] != "TRAINING":
+            return desc
+        assert time.monotonic() < deadline, desc
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def trained(lookout, stack):
+    """One project with train + test datasets and a trained model version 1."""
+    project = "trained-model"
+    lookout.create_project(ProjectName=project)
+    root = stack.data_dir / "s3"
+    fill(lookout, root, project, "train", normal=14, anomalous=0, seed=0)
+    fill(lookout, root, project, "test", normal=6, anomalous=6, seed=100)
+    created = lookout.create_model(ProjectName=project, OutputConfig=OUTPUT, Description="first",
+                                   Tags=[{"Key": "line", "Value": "7"}])
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert created["ModelMetadata"]["Status"] == "TRAINING" and created["ModelMetadata"]["ModelVersion"] == "1"
+    return project, wait_model(lookout, project)
+
+
+def test_create_model_trains_and_reports_performance(trained):
+    project, desc = trained
+    assert desc["Status"] == "TRAINED", desc
+    perf = desc["Performance"]
+    assert set(perf) == {"F1Score", "Precision", "Recall"}
+    assert perf["F1Score"] >= 0.8, perf  # defects here are obvious: a bright scratch and a dark blob
+    assert desc["EvaluationEndTimestamp"] >= desc["CreationTimestamp"]
+    assert desc["EvaluationManifest"]["Bucket"] == "loupe-output"
+    assert desc["EvaluationResult"]["Key"] == f"evaluations/{project}/1/evaluation-result.json"
+    assert desc["OutputConfig"]["S3Location"] == OUTPUT["S3Location"]
+    assert desc["ModelArn"].endswith(f":model/{project}/1") and desc["Description"] == "first"
+    assert "test dataset" in desc["StatusMessage"]
+
+
+def test_evaluation_files_are_written_to_the_output_location(trained, stack):
+    project, desc = trained
+    root = stack.data_dir / "s3" / "loupe-output"
+    manifest = (root / desc["EvaluationManifest"]["Key"]).read_text().splitlines()
+    assert len(manifest) == 12
+    first = json.loads(manifest[0])
+    assert set(first) >= {"source-ref", "anomaly-label", "prediction", "score", "confidence"}
+    assert 0.0 <= first["confidence"] <= 1.0
+    result = json.loads((root / desc["EvaluationResult"]["Key"]).read_text())
+    assert result["F1Score"] == pytest.approx(desc["Performance"]["F1Score"], abs=1e-6)
+    assert result["ImageAUROC"] >= 0.9 and result["TestImages"] == {"normal": 6, "anomaly": 6}
+
+
+def test_latest_and_native_evaluation_routes(trained, lookout, stack):
+    project, desc = trained
+    latest = lookout.describe_model(ProjectName=project, ModelVersion="latest")["ModelDescription"]
+    assert latest["ModelVersion"] == "1"
+    summary = signed_request(stack.endpoint_url, "GET", f"/loupe/v1/projects/{project}/models/latest/evaluation")
+    assert summary.status_code == 200, summary.text
+    data = summary.json()["data"]
+    assert data["model_version"] == "1" and data["ImageAUROC"] >= 0.9
+    report = signed_request(stack.endpoint_url, "GET", data["artifacts"]["report.html"])
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert "<svg" in report.text and "Precision" in report.text
+    model = signed_request(stack.endpoint_url, "GET", data["artifacts"]["model.onnx"])
+    assert model.status_code == 200 and len(model.content) > 100_000
+    sidecar = signed_request(stack.endpoint_url, "GET", data["artifacts"]["model.json"]).json()
+    assert sidecar["format"] == "loupe-patchcore-v1" and sidecar["threshold"] > 0
+    missing = signed_request(stack.endpoint_url, "GET", f"/loupe/v1/projects/{project}/models/1/artifacts/secret.txt")
+    assert missing.status_code == 404 and missing.json()["error_detail"]["code"] == "ERROR_FILE_NOT_FOUND"
+
+
+def test_model_tags(trained, lookout):
+    project, desc = trained
+    assert lookout.list_tags_for_resource(ResourceArn=desc["ModelArn"])["Tags"] == [{"Key": "line", "Value": "7"}]
+    lookout.tag_resource(ResourceArn=desc["ModelArn"], Tags=[{"Key": "owner", "Value": "qa"}])
+    lookout.untag_resource(ResourceArn=desc["ModelArn"], TagKeys=["line"])
+    assert lookout.list_tags_for_resource(ResourceArn=desc["ModelArn"])["Tags"] == [{"Key": "owner", "Value": "qa"}]
+
+
+def test_list_models_pages_and_delete(lookout, stack, project_name):
+    lookout.create_project(ProjectName=project_name)
+    fill(lookout, stack.data_dir / "s3", project_name, "train", normal=12, anomalous=0, seed=1000)
+    for _ in range(3):
+        lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT)
+    pages = list(lookout.get_paginator("list_models").paginate(ProjectName=project_name, PaginationConfig={"PageSize": 1}))
+    assert [m["ModelVersion"] for p in pages for m in p["Models"]] == ["1", "2", "3"]
+    assert len(pages) == 3
+    for version in ("1", "2", "3"):
+        wait_model(lookout, project_name, version)
+    # Normal-only data (a split of 12 normal images): trained, with metrics about false alarms only.
+    desc = lookout.describe_model(ProjectName=project_name, ModelVersion="3")["ModelDescription"]
+    assert desc["Status"] == "TRAINED", desc
+    with pytest.raises(ClientError) as excinfo:
+        lookout.delete_project(ProjectName=project_name)
+    assert code_of(excinfo) == ("ConflictException", 409)  # datasets still exist
+    deleted = lookout.delete_model(ProjectName=project_name, ModelVersion="2")
+    assert deleted["ModelArn"].endswith("/2") and deleted["ResponseMetadata"]["HTTPStatusCode"] == 202
+    with pytest.raises(ClientError) as excinfo:
+        lookout.describe_model(ProjectName=project_name, ModelVersion="2")
+    assert code_of(excinfo) == ("ResourceNotFoundException", 404)
+    assert [m["ModelVersion"] for m in lookout.list_models(ProjectName=project_name)["Models"]] == ["1", "3"]
+    # The dataset service learnt about the models from events: the project cannot go yet.
+    lookout.delete_dataset(ProjectName=project_name, DatasetType="train")
+    deadline = time.monotonic() + 30
+    while lookout.describe_project(ProjectName=project_name)["ProjectDescription"]["Datasets"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with pytest.raises(ClientError) as excinfo:
+        lookout.delete_project(ProjectName=project_name)
+    assert code_of(excinfo) == ("ConflictException", 409)
+    assert "model versions" in excinfo.value.response["Error"]["Message"]
+    for version in ("1", "3"):
+        lookout.delete_model(ProjectName=project_name, ModelVersion=version)
+    deadline = time.monotonic() + 10
+    while True:  # the deletion events reach the dataset service asynchronously
+        try:
+            lookout.delete_project(ProjectName=project_name)
+            break
+        except ClientError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_create_model_error_paths(lookout, stack, project_name):
+    with pytest.raises(ClientError) as excinfo:
+        lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT)
+    assert code_of(excinfo) == ("ResourceNotFoundException", 404)
+    lookout.create_project(ProjectName=project_name)
+    with pytest.raises(ClientError) as excinfo:
+        lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT)
+    assert code_of(excinfo) == ("ValidationException", 400)
+    assert "no train dataset" in excinfo.value.response["Error"]["Message"]
+    fill(lookout, stack.data_dir / "s3", project_name, "train", normal=9, anomalous=2, seed=2000)
+    with pytest.raises(ClientError) as excinfo:
+        lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT)
+    assert code_of(excinfo) == ("ValidationException", 400)
+    assert "at least 12" in excinfo.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as excinfo:
+        lookout.create_model(ProjectName=project_name, OutputConfig={"S3Location": {"Bucket": "bad/bucket"}})
+    assert code_of(excinfo) == ("ValidationException", 400)
+    with pytest.raises(ClientError) as excinfo:
+        lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT, Description="not allowed!")
+    assert code_of(excinfo) == ("ValidationException", 400)
+    for bad in ("0", "v1", "01"):
+        with pytest.raises(ClientError) as excinfo:
+            lookout.describe_model(ProjectName=project_name, ModelVersion=bad)
+        assert code_of(excinfo) == ("ValidationException", 400), bad
+    with pytest.raises(ClientError) as excinfo:
+        lookout.describe_model(ProjectName=project_name, ModelVersion="latest")
+    assert code_of(excinfo) == ("ResourceNotFoundException", 404)
+    assert excinfo.value.response["ResourceType"] == "MODEL"
+
+
+def test_create_model_is_idempotent_with_a_client_token(lookout, stack, project_name):
+    lookout.create_project(ProjectName=project_name)
+    fill(lookout, stack.data_dir / "s3", project_name, "train", normal=12, anomalous=0, seed=3000)
+    first = lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT, ClientToken="train-once")
+    again = lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT, ClientToken="train-once")
+    assert again["ModelMetadata"]["ModelVersion"] == first["ModelMetadata"]["ModelVersion"] == "1"
+    assert len(lookout.list_models(ProjectName=project_name)["Models"]) == 1
+    with pytest.raises(ClientError) as excinfo:
+        lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT, ClientToken="train-once", Description="x")
+    assert code_of(excinfo) == ("ConflictException", 409)
+    assert wait_model(lookout, project_name)["Status"] == "TRAINED"

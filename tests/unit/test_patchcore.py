@@ -1,0 +1,99 @@
+"""The detector's components and its ONNX export, on the real exported backbone (make models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from helpers import pattern_png
+from loupe_models.catalogue import model_path
+from loupe_models.preprocess import decode_pixels
+from loupe_training.patchcore import metrics
+from loupe_training.patchcore.calibration import calibrate, f1_optimal_threshold
+from loupe_training.patchcore.coreset import KCenterGreedySampler
+from loupe_training.patchcore.detector import Detector, DetectorConfig
+from loupe_training.patchcore.export import export
+from loupe_training.patchcore.features import FeatureExtractor
+from loupe_training.patchcore.geometry import average_pool3, bilinear_matrix, gaussian_matrix
+
+SIZE = 128
+
+
+def pixels(seed: int, defect: bool = False) -> np.ndarray:
+    return decode_pixels(pattern_png(seed, defect), SIZE)[0]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Detector:
+    config = DetectorConfig(taps=("block4", "block10"), image_size=SIZE, bank_size=2048, top_k=16, loo_images=12)
+    extractor = FeatureExtractor(str(model_path(config.backbone)), config.taps, SIZE)
+    detector = Detector(config, extractor)
+    train = np.stack([pixels(i) for i in range(12)])
+    detector.fit((train[i : i + 4] for i in range(0, 12, 4)), total=12)
+    detector.calibrate(detector.loo_scores, None)
+    return detector
+
+
+def test_coreset_is_distinct_and_covers():
+    rng = np.random.default_rng(0)
+    clusters = np.concatenate([rng.normal(c, 0.01, (200, 8)) for c in (0, 5, 10, 15)]).astype(np.float32)
+    chosen = KCenterGreedySampler(projection_dim=8).select_coreset(clusters, 4)
+    assert len(set(chosen.tolist())) == 4
+    assert sorted({int(i) // 200 for i in chosen}) == [0, 1, 2, 3]  # one centre per cluster
+    assert len(KCenterGreedySampler().select_coreset(clusters, 10_000)) == len(clusters)
+
+
+def test_geometry_operators():
+    assert np.allclose(bilinear_matrix(8, 4).sum(1), 1) and np.allclose(gaussian_matrix(16, 2).sum(1), 1)
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    pooled = average_pool3(x)
+    assert pooled[0, 0, 0] == pytest.approx(np.mean([0, 1, 4, 5]))
+    assert pooled[0, 1, 1] == pytest.approx(np.mean([0, 1, 2, 4, 5, 6, 8, 9, 10]))
+
+
+def test_auroc_and_classification():
+    assert metrics.auroc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
+    assert metrics.auroc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
+    assert metrics.auroc(np.array([1.0, 2.0]), np.array([0, 0])) is None
+    m = metrics.classification(np.array([0.1, 0.9, 0.4]), np.array([0, 1, 1]), 0.5)
+    assert (m["precision"], m["recall"]) == (1.0, 0.5)
+
+
+def test_thresholds():
+    scores = np.array([1.0, 1.1, 1.2, 3.0, 3.5])
+    labels = np.array([0, 0, 0, 1, 1])
+    assert 1.2 < f1_optimal_threshold(scores, labels) < 3.0
+    both = calibrate(scores[:3], scores[3:])
+    assert both.method == "f1-optimal" and 1.2 < both.threshold < 3.0
+    assert both.confidence(np.array([3.5]))[0] > 0.9 and both.confidence(np.array([1.0]))[0] > 0.9
+
+
+def test_normal_only_threshold_is_sensible(fitted):
+    """With normal images alone the threshold comes from the normal distribution: held-out normal
+    images stay below it, defective ones go above, and Confidence is a probability."""
+    cal = fitted.calibration
+    assert cal.method == "normal-distribution"
+    normal_scores, _ = fitted.score(np.stack([pixels(100 + i) for i in range(8)]))
+    defect_scores, _ = fitted.score(np.stack([pixels(200 + i, defect=True) for i in range(8)]))
+    assert (normal_scores < cal.threshold).mean() >= 0.75
+    assert (defect_scores >= cal.threshold).mean() >= 0.75
+    assert metrics.auroc(np.concatenate([normal_scores, defect_scores]), np.repeat([0, 1], 8)) >= 0.95
+    confidence = cal.confidence(np.concatenate([normal_scores, defect_scores]))
+    assert ((confidence >= 0.5) & (confidence <= 1)).all()
+
+
+def test_exported_graph_equals_the_training_pipeline(fitted, tmp_path):
+    onnx_path, sidecar = export(fitted, tmp_path)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    images = np.stack([pixels(300 + i, defect=bool(i % 2)) for i in range(6)])
+    scores, maps = fitted.score(images)
+    for i in range(len(images)):
+        score, amap = session.run(["image_score", "anomaly_map"], {"pixels": images[i : i + 1]})
+        assert abs(float(score[0]) - float(scores[i])) <= 1e-4 * max(1.0, abs(float(scores[i])))
+        assert np.abs(amap[0, 0] - maps[i]).max() <= 1e-4 * max(1.0, float(np.abs(maps[i]).max()))
+    meta = __import__("json").loads(sidecar.read_text())
+    assert meta["threshold"] == fitted.calibration.threshold
+    assert meta["input"]["shape"] == [1, 3, SIZE, SIZE] and meta["format"] == "loupe-patchcore-v1"
+    names = {i.name for i in session.get_inputs()}
+    assert names == {"pixels"}  # the threshold is not an input baked into the graph either
