@@ -194,3 +194,24 @@ def test_create_model_is_idempotent_with_a_client_token(lookout, stack, project_
         lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT, ClientToken="train-once", Description="x")
     assert code_of(excinfo) == ("ConflictException", 409)
     assert wait_model(lookout, project_name)["Status"] == "TRAINED"
+
+
+def test_cli_model_train_wait(trained, stack, monkeypatch):
+    """`loupe model train --wait` trains a second version and prints its metrics."""
+    from typer.testing import CliRunner
+
+    from loupe_cli.main import app
+
+    project, _ = trained
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "LOUPEDEVACCESSKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "loupe-dev-secret-key")
+    result = CliRunner().invoke(app, ["model", "train", "--project", project, "--wait", "--description", "cli",
+                                      "--endpoint-url", stack.endpoint_url], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Model version 2" in result.output and "TRAINED" in result.output
+    for metric in ("F1Score", "Precision", "Recall", "ImageAUROC"):
+        assert metric in result.output
+    assert f"/loupe/v1/projects/{project}/models/2/artifacts/report.html" in result.output
+    bad = CliRunner().invoke(app, ["model", "train", "--project", project, "--output", "not-s3",
+                                   "--endpoint-url", stack.endpoint_url])
+    assert bad.exit_code == 2

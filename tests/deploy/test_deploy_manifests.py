@@ -297,19 +297,26 @@ def test_dockerfile_builds_a_small_non_root_image_of_one_service(directory):
     assert re.fullmatch(r"\S+ AS \S+", builder[0][1], re.IGNORECASE), "the builder stage is named"
     assert final[0][1] == "python:3.11-slim"
 
+    # The local packages an image may carry: libs/common, plus libs/models when the service
+    # declares loupe-models (training: exported backbones).
+    declared = tomllib.loads((ROOT / "services" / directory / "pyproject.toml").read_text())["project"]["dependencies"]
+    local = {"libs/common", f"services/{directory}"} | ({"libs/models"} if "loupe-models" in declared else set())
     copied = [shlex.split(args)[:-1] for kw, args in builder if kw == "COPY"]
     sources = {s.removeprefix("./").rstrip("/") for c in copied for s in c if not s.startswith("--")}
-    assert sources == {"constraints.txt", "libs/common", f"services/{directory}"}
+    assert sources == {"constraints.txt"} | local
 
     (install,) = [args for kw, args in builder if kw == "RUN" and "pip install" in args]
     words = shlex.split(install.split("pip install", 1)[1])
     assert "-c" in words and words[words.index("-c") + 1] == "constraints.txt"
     del words[words.index("-c") : words.index("-c") + 2]
     targets = {w.removeprefix("./").rstrip("/") for w in words if not w.startswith("-")}
-    assert targets == {"libs/common", f"services/{directory}"}, "installs only common and the service"
+    assert targets == local, "installs only common (and models) and the service"
 
     copied = [args for kw, args in final if kw == "COPY"]
-    assert copied == [f"--from={builder_name} /opt/venv /opt/venv"], "the runtime image gets only the venv"
+    expected = [f"--from={builder_name} /opt/venv /opt/venv"]
+    if "libs/models" in local:  # the exported ONNX backbones from the build-time models stage
+        expected.append("--from=models /opt/loupe/models /opt/loupe/models")
+    assert copied == expected, "the runtime image gets only the venv (and exported models)"
     users = [args for kw, args in final if kw == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}, "the image runs as a non-root user"
     assert users[-1].split(":")[0] == str(UID)

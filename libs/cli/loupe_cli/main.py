@@ -7,6 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
@@ -210,3 +211,67 @@ def import_dataset(
         raise typer.Exit(1) from None
     render_summary(console, summary, directory)
     raise typer.Exit(summary.exit_code)
+
+
+model_app = typer.Typer(help="Train and inspect model versions.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("train")
+def train_model(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project to train a model version for.")],
+    output: Annotated[str | None, typer.Option(help="Where the evaluation goes: s3://bucket/prefix "
+                                               "(default s3://loupe-output/<project>/).")] = None,
+    description: Annotated[str | None, typer.Option(help="Description of the version ([0-9A-Za-z._-]).")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow training and print the metrics.")] = False,
+    endpoint_url: Annotated[str | None, typer.Option(help="Loupe endpoint (default LOUPE_ENDPOINT_URL or http://127.0.0.1:8080).")] = None,
+    region: Annotated[str | None, typer.Option(help="Region (default AWS_DEFAULT_REGION or us-east-1).")] = None,
+) -> None:
+    """Start training a new model version (CreateModel); with --wait, show progress and metrics."""
+    from .connection import resolve_connection
+    from .training import ModelWaitTimeout, evaluation, parse_output, start_training, wait_for_model
+
+    console = Console()
+    connection = resolve_connection(endpoint_url, region)
+    if connection.used_dev_credentials:
+        console.print("[yellow]note:[/] no AWS credentials found; using the local development keys")
+    try:
+        output_config = parse_output(output or f"s3://loupe-output/{project}/")
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    client = connection.lookout_client()
+    try:
+        meta = start_training(client, project, output_config, description)
+        version = meta["ModelVersion"]
+        console.print(f"Model version [bold]{version}[/] of {project}: {meta['Status']} — {meta.get('StatusMessage', '')}")
+        if not wait:
+            return
+        with console.status("Training…") as status:
+            desc = wait_for_model(client, project, version,
+                                  on_status=lambda d: status.update(d.get("StatusMessage") or d["Status"]))
+    except (ClientError, BotoCoreError, ModelWaitTimeout) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if desc["Status"] != "TRAINED":
+        console.print(f"[red]{desc['Status']}:[/] {desc.get('StatusMessage', '')}")
+        raise typer.Exit(1)
+    table = Table(title=f"{project} model {version}: TRAINED")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in desc.get("Performance", {}).items():
+        table.add_row(name, f"{value:.3f}")
+    try:
+        summary = evaluation(connection, project, version)
+    except httpx.HTTPError as exc:
+        summary = {}
+        console.print(f"[yellow]note:[/] evaluation details unavailable ({exc})")
+    for key in ("ImageAUROC", "PixelAUROC", "Threshold"):
+        if summary.get(key) is not None:
+            table.add_row(key, f"{summary[key]:.3f}")
+    if summary.get("TestImages"):
+        table.add_row("test images (normal / anomaly)", f"{summary['TestImages']['normal']} / {summary['TestImages']['anomaly']}")
+    console.print(table)
+    console.print(desc.get("StatusMessage", ""))
+    if summary.get("artifacts"):
+        console.print(f"Report: {connection.endpoint_url}{summary['artifacts']['report.html']}", soft_wrap=True)

@@ -23,7 +23,7 @@ class DetectorConfig:
     pool_factor: int = 2  # candidates held during extraction = pool_factor * bank_size
     projection_dim: int = 64
     blur_sigma: float = 4.0
-    top_k: int = 64  # image score = mean of the top-k anomaly-map pixels
+    top_k: int = 256  # image score = mean of the top-k anomaly-map pixels minus the map mean
     border_rings: int = 2
     loo_images: int = 40  # training images scored leave-one-out (border statistics, normal scores)
     batch_size: int = 8

@@ -101,8 +101,9 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
         helper.make_node("Reshape", ["full_map", "map_shape"], ["anomaly_map"]),
         helper.make_node("Reshape", ["full_map", "flat_shape"], ["flat"]),
         helper.make_node("TopK", ["flat", "k"], ["top_values", "top_indices"], axis=1),
-        helper.make_node("ReduceMean", ["top_values"], ["score_2d"], axes=[1], keepdims=0),
-        helper.make_node("Identity", ["score_2d"], ["image_score"]),
+        helper.make_node("ReduceMean", ["top_values"], ["top_mean"], axes=[1], keepdims=0),
+        helper.make_node("ReduceMean", ["flat"], ["map_mean"], axes=[1], keepdims=0),
+        helper.make_node("Sub", ["top_mean", "map_mean"], ["image_score"]),
     ]
     inits.append(_const("one_axis", np.array([1], np.int64)))
     inputs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, [1, *tap_shapes[t]]) for t in taps]
