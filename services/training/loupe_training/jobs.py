@@ -17,6 +17,7 @@ import uuid
 from loupe_common import dataset_messages as dm
 from loupe_common.blobs import BlobStore
 from loupe_common.buckets import BucketError
+from loupe_common.errors import LoupeError
 from loupe_common.lookout import DatasetType
 from loupe_common.topics import DATASET_COMMANDS
 from loupe_common.training_messages import TrainingJob
@@ -49,6 +50,8 @@ async def run_training(state: TrainingState, job: TrainingJob, config: DetectorC
         await _train(state, doc, config or DetectorConfig())
     except TrainingError as exc:
         await _fail(state, key, str(exc))
+    except LoupeError as exc:  # e.g. the datasets changed since CreateModel and no longer qualify
+        await _fail(state, key, exc.error.message)
     except Exception as exc:  # the version must end in a final status, never stay in TRAINING
         log.exception("training %s failed", key)
         await _fail(state, key, f"Internal error during training: {exc.__class__.__name__}: {exc}")

@@ -83,30 +83,30 @@ def description(doc: dict) -> dict:
     return out
 
 
-async def resolve(state: TrainingState, project_name: str, version: str) -> dict:
+async def resolve(state: TrainingState, project_name: str, version: str, request_id: str) -> dict:
     """A model version document; `latest` is the newest version of the project."""
     if version == "latest":
         doc = await state.models.find_one({"project_name": project_name}, sort=[("version", -1)])
     else:
         doc = await state.models.find_one({"_id": model_id(project_name, version)})
     if doc is None:
-        await _project_exists(state, project_name)
+        await _project_exists(state, project_name, request_id)
         raise not_found(ResourceType.MODEL, f"{project_name}/{version}",
                         f"Model version {version} of project {project_name} does not exist")
     return doc
 
 
-async def _project_exists(state: TrainingState, project_name: str) -> dict:
+async def _project_exists(state: TrainingState, project_name: str, request_id: str) -> dict:
     """The project's datasets (asking the dataset service, which owns projects)."""
     reply = await state.datasets.request(
-        DATASET_COMMANDS, dm.SummarizeDatasets(request_id="training", project_name=project_name), key=project_name
+        DATASET_COMMANDS, dm.SummarizeDatasets(request_id=request_id, project_name=project_name), key=project_name
     )
     return reply.unwrap()["datasets"]
 
 
 async def create_model(state: TrainingState, cmd: CreateModel, enqueue: Publish, announce: Publish) -> Reply:
     async def work() -> Reply:
-        datasets = await _project_exists(state, cmd.project_name)
+        datasets = await _project_exists(state, cmd.project_name, cmd.request_id)
         data = plan(cmd.project_name, datasets)
         counter = await state.counters.find_one_and_update(
             {"_id": cmd.project_name}, {"$inc": {"last_version": 1}}, upsert=True,
@@ -145,7 +145,8 @@ async def create_model(state: TrainingState, cmd: CreateModel, enqueue: Publish,
 
 
 async def describe_model(state: TrainingState, cmd: DescribeModel) -> Reply:
-    return Reply.success({"ModelDescription": description(await resolve(state, cmd.project_name, cmd.model_version))})
+    doc = await resolve(state, cmd.project_name, cmd.model_version, cmd.request_id)
+    return Reply.success({"ModelDescription": description(doc)})
 
 
 async def list_models(state: TrainingState, cmd: ListModels) -> Reply:
@@ -155,7 +156,7 @@ async def list_models(state: TrainingState, cmd: ListModels) -> Reply:
         query["version"] = {"$gt": decode_token(scope, cmd.next_token)["after"]}
     docs = await state.models.find(query).sort("version", 1).limit(cmd.max_results + 1).to_list(None)
     if not docs and not cmd.next_token:
-        await _project_exists(state, cmd.project_name)
+        await _project_exists(state, cmd.project_name, cmd.request_id)
     result: dict = {"Models": [metadata(d) for d in docs[: cmd.max_results]]}
     if len(docs) > cmd.max_results:
         result["NextToken"] = encode_token(scope, {"after": docs[cmd.max_results - 1]["version"]})
@@ -164,7 +165,7 @@ async def list_models(state: TrainingState, cmd: ListModels) -> Reply:
 
 async def delete_model(state: TrainingState, cmd: DeleteModel, announce: Publish) -> Reply:
     async def work() -> Reply:
-        doc = await resolve(state, cmd.project_name, cmd.model_version)
+        doc = await resolve(state, cmd.project_name, cmd.model_version, cmd.request_id)
         if doc["status"] in BUSY:
             raise conflict(ResourceType.MODEL, doc["_id"],
                            f"Model version {doc['version']} is {doc['status']}; "
@@ -181,7 +182,7 @@ async def delete_model(state: TrainingState, cmd: DeleteModel, announce: Publish
 
 
 async def get_model_artifacts(state: TrainingState, cmd: GetModelArtifacts) -> Reply:
-    doc = await resolve(state, cmd.project_name, cmd.model_version)
+    doc = await resolve(state, cmd.project_name, cmd.model_version, cmd.request_id)
     if doc["status"] == TRAINING or not doc.get("artifacts"):
         raise conflict(ResourceType.MODEL, doc["_id"], f"Model version {doc['version']} has no artifacts ({doc['status']})")
     return Reply.success({"model_version": str(doc["version"]), "status": doc["status"], "artifacts": doc["artifacts"],
