@@ -40,6 +40,7 @@ class Detector:
     scorer: PatchScorer | None = None
     calibration: Calibration | None = None
     loo_scores: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    pixel_threshold: float = 0.0
     stats: dict = field(default_factory=dict)
 
     def features(self, pixels: np.ndarray) -> np.ndarray:
@@ -87,7 +88,11 @@ class Detector:
         ]) if len(kept) > 1 else np.zeros((1, *grid), np.float32)
         scale, shift = border_normalisation(loo, cfg.border_rings)
         self.scorer = PatchScorer(bank, grid, cfg.image_size, scale, shift, cfg.blur_sigma, cfg.top_k)
-        self.loo_scores = self.scorer.image_scores(self.scorer.anomaly_maps(loo * scale + shift))
+        loo_maps = self.scorer.anomaly_maps(loo * scale + shift)
+        self.loo_scores = self.scorer.image_scores(loo_maps)
+        # Mask pixels are judged on the map's own scale: above what normal images reach.
+        peaks = loo_maps.reshape(len(loo_maps), -1).max(axis=1)
+        self.pixel_threshold = float(peaks.mean() + 3 * (peaks.std(ddof=1) if len(peaks) > 1 else 0.0))
         self.stats = {"training_images": seen, "bank_rows": int(len(bank)), "feature_dim": int(bank.shape[1]),
                       "grid": list(grid), "loo_images": len(kept)}
 

@@ -157,7 +157,7 @@ def export(detector: Detector, directory: Path, *, extra: dict | None = None) ->
                   "layout": "NCHW", "channels": "RGB", "range": [0, 255], "resize": RESIZE},
         "outputs": {"image_score": [1], "anomaly_map": [1, 1, detector.config.image_size, detector.config.image_size]},
         "threshold": detector.calibration.threshold,
-        "pixel_threshold": detector.calibration.threshold,
+        "pixel_threshold": detector.pixel_threshold,
         "calibration": detector.calibration.as_dict(),
         "detector": detector.config_dict(),
         "stats": detector.stats,

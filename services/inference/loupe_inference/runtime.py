@@ -1,0 +1,102 @@
+"""A hosted model version in an inference worker: the exported ONNX graph and its sidecar, turned
+into a Lookout DetectAnomalyResult (IsAnomalous, Confidence, Anomalies with the background first,
+and AnomalyMask: a PNG of the image's own size).
+
+The threshold is a parameter of every call (the sidecar's by default), never baked into the graph.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from loupe_models.preprocess import to_pixels
+
+FORMAT = "loupe-patchcore-v1"
+BACKGROUND = ("background", "#FFFFFF", (255, 255, 255))
+ANOMALY = ("anomaly", "#FF0000", (255, 0, 0))
+
+
+@dataclass(frozen=True)
+class Detection:
+    score: float
+    threshold: float
+    is_anomalous: bool
+    confidence: float
+    anomalous_fraction: float
+    mask_png: bytes | None
+
+    def lookout_result(self) -> dict:
+        """DetectAnomalyResult as the later Lookout API returns it (Anomalies[0] is the background)."""
+        result: dict = {"Source": {"Type": "direct"}, "IsAnomalous": self.is_anomalous,
+                        "Confidence": round(self.confidence, 6)}
+        anomalies = [{"Name": BACKGROUND[0], "PixelAnomaly": {
+            "TotalPercentageArea": round(1.0 - self.anomalous_fraction, 6), "Color": BACKGROUND[1]}}]
+        if self.anomalous_fraction > 0:
+            anomalies.append({"Name": ANOMALY[0], "PixelAnomaly": {
+                "TotalPercentageArea": round(self.anomalous_fraction, 6), "Color": ANOMALY[1]}})
+        result["Anomalies"] = anomalies
+        if self.mask_png is not None:
+            result["AnomalyMask"] = base64.b64encode(self.mask_png).decode()
+        return result
+
+
+class ModelRuntime:
+    def __init__(self, model_path: Path, sidecar: dict, threads: int = 1) -> None:
+        if sidecar.get("format") != FORMAT:
+            raise ValueError(f"unsupported model format {sidecar.get('format')!r}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.sidecar = sidecar
+        self.size = int(sidecar["input"]["shape"][-1])
+        self.threshold = float(sidecar["threshold"])
+        self.pixel_threshold = float(sidecar.get("pixel_threshold", self.threshold))
+        calibration = sidecar["calibration"]
+        self.temperature = float(calibration["temperature"])
+
+    @classmethod
+    def load(cls, directory: Path, threads: int = 1) -> ModelRuntime:
+        return cls(directory / "model.onnx", json.loads((directory / "model.json").read_text()), threads)
+
+    def confidence(self, score: float, threshold: float) -> float:
+        """Calibrated probability of the predicted class (the same logistic as training)."""
+        z = max(-50.0, min(50.0, (score - threshold) / self.temperature))
+        p_anomalous = 1.0 / (1.0 + math.exp(-z))
+        return p_anomalous if score >= threshold else 1.0 - p_anomalous
+
+    def detect(self, image: Image.Image, *, threshold: float | None = None, with_mask: bool = True) -> Detection:
+        """Score one decoded image. A custom threshold moves the image and pixel thresholds together."""
+        t = self.threshold if threshold is None else float(threshold)
+        pixel_t = self.pixel_threshold + (t - self.threshold)
+        pixels = to_pixels(image, self.size)[None]
+        score_out, map_out = self.session.run(["image_score", "anomaly_map"], {"pixels": pixels})
+        score = float(score_out[0])
+        anomalous_map = map_out[0, 0] >= pixel_t
+        is_anomalous = score >= t
+        mask_png = None
+        fraction = 0.0
+        if is_anomalous:
+            # The mask is drawn at the image's own size from the model's S x S map.
+            small = Image.fromarray((anomalous_map * 255).astype(np.uint8))
+            full = np.asarray(small.resize(image.size, Image.Resampling.NEAREST)) > 127
+            fraction = float(full.mean())
+        else:
+            full = np.zeros((image.size[1], image.size[0]), bool)
+        if with_mask:
+            rgb = np.empty((*full.shape, 3), np.uint8)
+            rgb[:] = BACKGROUND[2]
+            rgb[full] = ANOMALY[2]
+            buffer = io.BytesIO()
+            Image.fromarray(rgb).save(buffer, format="PNG", optimize=False, compress_level=6)
+            mask_png = buffer.getvalue()
+        return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png)
