@@ -298,7 +298,7 @@ def test_dockerfile_builds_a_small_non_root_image_of_one_service(directory):
     assert final[0][1] == "python:3.11-slim"
 
     # The local packages an image may carry: libs/common, plus libs/models when the service
-    # declares loupe-models (training: exported backbones).
+    # declares loupe-models (shared preprocessing; training also ships the exported backbones).
     declared = tomllib.loads((ROOT / "services" / directory / "pyproject.toml").read_text())["project"]["dependencies"]
     local = {"libs/common", f"services/{directory}"} | ({"libs/models"} if "loupe-models" in declared else set())
     copied = [shlex.split(args)[:-1] for kw, args in builder if kw == "COPY"]
@@ -314,7 +314,7 @@ def test_dockerfile_builds_a_small_non_root_image_of_one_service(directory):
 
     copied = [args for kw, args in final if kw == "COPY"]
     expected = [f"--from={builder_name} /opt/venv /opt/venv"]
-    if "libs/models" in local:  # the exported ONNX backbones from the build-time models stage
+    if directory == "training":  # trains on the exported ONNX backbones from the build-time stage
         expected.append("--from=models /opt/loupe/models /opt/loupe/models")
     assert copied == expected, "the runtime image gets only the venv (and exported models)"
     users = [args for kw, args in final if kw == "USER"]
