@@ -7,11 +7,12 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -39,6 +40,23 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         logger=logging.getLogger(f"loupe.{client_id}.broker"),
         log_level=logging.DEBUG,  # FastStream logs every message at this level; keep INFO quiet
     )
+
+
+PUBLISH_ATTEMPTS = 5
+
+
+async def publish_with_retry(send: Callable[[], Awaitable[Any]]) -> None:
+    """Send, retrying Kafka's retriable errors (a leader moving, metadata going stale) with
+    backoff: a transient broker hiccup must not fail a request or a training run."""
+    for attempt in range(PUBLISH_ATTEMPTS):
+        try:
+            await send()
+            return
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False) or attempt == PUBLISH_ATTEMPTS - 1:
+                raise
+            log.warning("publish failed (%s); retrying", exc.__class__.__name__)
+            await asyncio.sleep(0.05 * 2**attempt)
 
 
 class GroupJoin(ConsumerRebalanceListener):
@@ -143,13 +161,13 @@ class RequestClient:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
-            await self._broker.publish(
+            await publish_with_retry(lambda: self._broker.publish(
                 command,
                 topic,
                 key=key.encode(),
                 reply_to=self._reply_topic,
                 correlation_id=correlation_id,
-            )
+            ))
             return await asyncio.wait_for(future, timeout or self._timeout)
         except TimeoutError:
             log.warning("no reply on %s within %.1fs for %s", topic, timeout or self._timeout, correlation_id)

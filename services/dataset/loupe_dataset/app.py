@@ -18,7 +18,7 @@ from faststream.asgi import AsgiFastStream
 from loupe_common import dataset_messages as m
 from loupe_common.blobs import open_blob_store
 from loupe_common.db import connect
-from loupe_common.kafka import ensure_topics, make_broker, service_app, service_subscriber_options
+from loupe_common.kafka import ensure_topics, make_broker, publish_with_retry, service_app, service_subscriber_options
 from loupe_common.messages import Reply, answer
 from loupe_common.settings import Settings
 from loupe_common.topics import DATASET_COMMANDS, DATASET_JOBS, MODEL_EVENTS
@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     to_jobs = broker.publisher(DATASET_JOBS)
 
     async def enqueue(job: m.DatasetJob) -> None:
-        await to_jobs.publish(job, key=job.project_name.encode())
+        await publish_with_retry(lambda: to_jobs.publish(job, key=job.project_name.encode()))
 
     async def dispatch(state: DatasetState, cmd: m.DatasetCommand) -> Reply:
         match cmd:

@@ -22,6 +22,7 @@ from loupe_common.buckets import open_buckets
 from loupe_common.db import connect
 from loupe_common.kafka import (
     RequestClient,
+    publish_with_retry,
     delete_topic,
     ensure_topics,
     make_broker,
@@ -48,10 +49,10 @@ def create_app(settings: Settings) -> AsgiFastStream:
     to_events = broker.publisher(MODEL_EVENTS)
 
     async def enqueue(job: m.TrainingJob) -> None:
-        await to_jobs.publish(job, key=job.project_name.encode())
+        await publish_with_retry(lambda: to_jobs.publish(job, key=job.project_name.encode()))
 
     async def announce(event) -> None:
-        await to_events.publish(event, key=event.project_name.encode())
+        await publish_with_retry(lambda: to_events.publish(event, key=event.project_name.encode()))
 
     async def dispatch(state: TrainingState, cmd: m.TrainingCommand) -> Reply:
         match cmd:
