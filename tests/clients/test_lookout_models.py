@@ -3,11 +3,13 @@ real on the training service (EfficientNet-Lite0 + PatchCore)."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
 import pytest
 from botocore.exceptions import ClientError
+from PIL import Image
 
 from helpers import pattern_png, put_object, signed_request, wait_dataset
 
@@ -215,3 +217,22 @@ def test_cli_model_train_wait(trained, stack, monkeypatch):
     bad = CliRunner().invoke(app, ["model", "train", "--project", project, "--output", "not-s3",
                                    "--endpoint-url", stack.endpoint_url])
     assert bad.exit_code == 2
+
+
+def test_images_of_different_sizes_train(lookout, stack, project_name):
+    lookout.create_project(ProjectName=project_name)
+    root = stack.data_dir / "s3"
+    sizes = [(160, 160), (240, 180), (320, 320), (200, 260)]
+    lines = []
+    for i in range(12):
+        w, h = sizes[i % len(sizes)]
+        image = Image.open(io.BytesIO(pattern_png(4000 + i, size=320))).resize((w, h))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        lines.append(json.dumps({"source-ref": put_object(root, "models-bkt", f"{project_name}/{i}.png", buffer.getvalue()),
+                                 "anomaly-label": 0}))
+    lookout.create_dataset(ProjectName=project_name, DatasetType="train")
+    lookout.update_dataset_entries(ProjectName=project_name, DatasetType="train", Changes="\n".join(lines).encode())
+    assert wait_dataset(lookout, project_name)["Status"] == "UPDATE_COMPLETE"
+    lookout.create_model(ProjectName=project_name, OutputConfig=OUTPUT)
+    assert wait_model(lookout, project_name)["Status"] == "TRAINED"
