@@ -13,6 +13,19 @@ class BucketError(Exception):
     """An object that cannot be read or written; the message is meant for the user."""
 
 
+def read_file(path: Path, *, max_bytes: int, name: str) -> bytes:
+    """A local file of at most max_bytes; `name` is how the user referred to it."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise BucketError(f"object not found: {name}") from None
+    if not path.is_file():
+        raise BucketError(f"not an object: {name}")
+    if size > max_bytes:
+        raise BucketError(f"{name} is {size} bytes; the limit is {max_bytes}")
+    return path.read_bytes()
+
+
 class BucketRoot:
     """s3://bucket/key resolves to <root>/<bucket>/<key>; nothing outside the root is reachable."""
 
@@ -28,16 +41,7 @@ class BucketRoot:
         return path
 
     def read(self, bucket: str, key: str, *, max_bytes: int) -> bytes:
-        path = self.path(bucket, key)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise BucketError(f"object not found: s3://{bucket}/{key}") from None
-        if not path.is_file():
-            raise BucketError(f"not an object: s3://{bucket}/{key}")
-        if size > max_bytes:
-            raise BucketError(f"s3://{bucket}/{key} is {size} bytes; the limit is {max_bytes}")
-        return path.read_bytes()
+        return read_file(self.path(bucket, key), max_bytes=max_bytes, name=f"s3://{bucket}/{key}")
 
     def write(self, bucket: str, key: str, data: bytes) -> None:
         path = self.path(bucket, key)

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from loupe_common.buckets import BucketError, BucketRoot, S3Buckets, open_buckets
+from loupe_common.buckets import BucketError, BucketRoot, S3Buckets, open_buckets, read_file
 from loupe_common.images import MAX_IMAGE_BYTES
 from loupe_common.settings import Settings
 
@@ -51,16 +51,10 @@ class SourceReader:
             raise SourceError("file:// references are disabled (set LOUPE_ALLOW_FILE_REFS=true)")
         if host not in ("", "localhost") or not path.startswith("/"):
             raise SourceError("file:// references must be absolute local paths")
-        file = Path(path)
         try:
-            size = file.stat().st_size
-        except FileNotFoundError:
-            raise SourceError(f"file not found: {path}") from None
-        if not file.is_file():
-            raise SourceError(f"not a file: {path}")
-        if size > max_bytes:
-            raise SourceError(f"{path} is {size} bytes; the limit is {max_bytes}")
-        return file.read_bytes()
+            return read_file(Path(path), max_bytes=max_bytes, name=f"file://{path}")
+        except BucketError as exc:
+            raise SourceError(str(exc)) from None
 
     async def _check_host(self, host: str) -> None:
         if self.allow_private_urls:
