@@ -3,7 +3,6 @@ its artifacts (the ONNX model, its sidecar, the evaluation manifest/result, the 
 
 from __future__ import annotations
 
-from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
