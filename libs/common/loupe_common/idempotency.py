@@ -79,12 +79,16 @@ async def once(
     params: dict[str, Any],
     resource_type: ResourceType,
     work: Callable[[], Awaitable[Reply]],
+    on_replay: Callable[[], Awaitable[None]] | None = None,
 ) -> Reply:
-    """Run `work` unless this client token already produced a reply; remember the new reply."""
+    """Run `work` unless this client token already produced a reply (then run `on_replay`, e.g.
+    to drop what the retry brought along); remember the new reply."""
     operation = getattr(command, "operation")
     stored = await recall(db, operation=operation, token=command.client_token, params=params,
                           resource_type=resource_type)
     if stored is not None:
+        if on_replay is not None:
+            await on_replay()
         return Reply.model_validate(stored)
     reply = await work()
     await remember(db, operation=operation, token=command.client_token, params=params,

@@ -95,11 +95,18 @@ def service_subscriber_options(settings: Settings, group_id: str, **extra: Any) 
     }
 
 
-async def ensure_topics(settings: Settings, topics: Iterable[tuple[str, int]] | None = None) -> list[str]:
-    """Create missing topics (default: the whole catalogue); returns the names it created."""
+async def ensure_topics(
+    settings: Settings,
+    topics: Iterable[tuple[str, int]] | None = None,
+    *,
+    extra: Iterable[tuple[str, int]] = (),
+) -> list[str]:
+    """Create missing topics (default: the whole catalogue, plus `extra`, e.g. a process's reply
+    topic) over one admin connection; returns the names it created."""
     wanted = list(topics) if topics is not None else [
         (spec.name, settings.topic_partitions if spec.partitioned else 1) for spec in CATALOGUE
     ]
+    wanted += list(extra)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="loupe-admin")
     await admin.start()
     try:

@@ -164,15 +164,11 @@ async def update_dataset_entries(
         return Reply.success({"Status": DatasetStatus.UPDATE_IN_PROGRESS.value}, status=202)
 
     params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type, "Changes": cmd.changes_sha256}
-    reply = await idempotency.once(state.db, cmd, params=params, resource_type=ResourceType.DATASET, work=work)
-    if await state.blobs.exists(cmd.changes_key) and not await _job_uses(state, cmd):
+    async def drop_retry_copy() -> None:
         await state.blobs.delete(cmd.changes_key)  # a retry answered from memory: its copy is spare
-    return reply
 
-
-async def _job_uses(state: DatasetState, cmd: UpdateDatasetEntries) -> bool:
-    doc = await state.datasets.find_one({"_id": dataset_id(cmd.project_name, cmd.dataset_type)}, {"job_id": 1})
-    return doc is not None and doc.get("job_id") == cmd.request_id
+    return await idempotency.once(state.db, cmd, params=params, resource_type=ResourceType.DATASET,
+                                  work=work, on_replay=drop_retry_copy)
 
 
 async def delete_dataset(state: DatasetState, cmd: DeleteDataset, enqueue: JobQueue) -> Reply:

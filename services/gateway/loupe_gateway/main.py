@@ -21,8 +21,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         replies = reply_topic(settings.instance_id)
-        await ensure_topics(settings)
-        await ensure_topics(settings, [(replies, 1)])
+        await ensure_topics(settings, extra=[(replies, 1)])
         broker = make_broker(settings, client_id="gateway")
         rpc = RequestClient(broker, settings, replies)
         await broker.start()

@@ -87,8 +87,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
-        await ensure_topics(settings)
-        await ensure_topics(settings, [(replies, 1)])
+        await ensure_topics(settings, extra=[(replies, 1)])
         db = connect(settings)
         state = TrainingState(settings=settings, db=db, blobs=open_blob_store(settings),
                               buckets=open_buckets(settings), datasets=dataset_client)
