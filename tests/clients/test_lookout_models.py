@@ -32,11 +32,12 @@ def fill(lookout, root, project: str, dataset_type: str, normal: int, anomalous:
     assert wait_dataset(lookout, project, dataset_type)["Status"] == "UPDATE_COMPLETE"
 
 
-def wait_model(lookout, project: str, version: str = "1", timeout: float = 180) -> dict:
+def wait_model(lookout, project: str, version: str = "1", timeout: float = 180,
+               done=lambda status: status != "TRAINING") -> dict:
     deadline = time.monotonic() + timeout
     while True:
         desc = lookout.describe_model(ProjectName=project, ModelVersion=version)["ModelDescription"]
-        if desc["Status"] != "TRAINING":
+        if done(desc["Status"]):
             return desc
         assert time.monotonic() < deadline, desc
         time.sleep(0.5)

@@ -58,6 +58,7 @@ class Stack:
     health_ports: dict[str, int] = field(default_factory=lambda: {k: v[1] for k, v in SERVICES.items()})
     extra_env: dict[str, str] = field(default_factory=dict)
     services: tuple[str, ...] = tuple(SERVICES)  # which domain services to run (all by default)
+    inference_workers: int = field(default_factory=lambda: int(os.environ.get("LOUPE_INFERENCE_WORKERS", "1")))
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @classmethod
@@ -118,11 +119,38 @@ class Stack:
         asyncio.run(ensure_topics(settings))
 
     def start_service(self, name: str) -> None:
-        module = "loupe_gateway" if name == "gateway" else SERVICES[name][0]
+        module = "loupe_gateway" if name == "gateway" else SERVICES[name.split("-")[0]][0]
         env = self.env()
         if name != "gateway":
             env["LOUPE_HEALTH_PORT"] = str(self.health_ports[name])
+        if name.startswith("inference") and "LOUPE_INFERENCE_THREADS" not in env:
+            # Workers share the machine's cores rather than each claiming all of them.
+            env["LOUPE_INFERENCE_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, self.inference_workers)))
         self.processes[name] = spawn(python_module(module), env=env, log_file=self.logs_dir / f"{name}.log")
+
+    def worker_names(self) -> list[str]:
+        return [n for n in self.processes if n.startswith("inference")]
+
+    def add_worker(self, *, wait: bool = True) -> str:
+        """Start one more inference worker while the system runs; it joins without restarts."""
+        number = 1
+        while (name := "inference" if number == 1 else f"inference-{number}") in self.processes:
+            number += 1
+        if name not in self.health_ports:
+            self.health_ports[name] = free_port()
+        self.start_service(name)
+        if wait:
+            self.wait_ready([name])
+        return name
+
+    def stop_worker(self, name: str, *, kill: bool = False) -> None:
+        """Stop (SIGTERM: leaves its groups at once) or kill (SIGKILL: as if the machine died) a worker."""
+        proc = self.processes.pop(name)
+        if kill:
+            proc.kill()
+            proc.wait(10)
+        else:
+            stop([proc])
 
     def health_url(self, name: str) -> str:
         port = self.gateway_port if name == "gateway" else self.health_ports[name]
@@ -157,8 +185,12 @@ class Stack:
             self.create_topics()
             # Services first (the dataset service creates the topics), the gateway last.
             for name in self.services:
-                self.start_service(name)
-            self.wait_ready(list(self.services))
+                if name == "inference":
+                    for _ in range(self.inference_workers):
+                        self.add_worker(wait=False)
+                else:
+                    self.start_service(name)
+            self.wait_ready([n for n in self.processes if n != "kafka"])
             self.start_service("gateway")
             self.wait_ready(["gateway"])
         except BaseException:

@@ -64,6 +64,15 @@ def sniff_format(data: bytes) -> str | None:
 def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
     """Check and fully decode an image; ImageRejected says why it is refused. CPU-bound: call it
     from a worker thread on the event loop's behalf."""
+    info, image = decode_image(data, max_bytes=max_bytes)
+    image.close()
+    return info
+
+
+def decode_image(
+    data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, digest: bool = True
+) -> tuple[ImageInfo, Image.Image]:
+    """inspect_image that also returns the decoded image (the inference path scores it)."""
     if len(data) > max_bytes:
         raise ImageRejected(
             Rejection.TOO_LARGE_FILE, f"image is {len(data)} bytes; the limit is {max_bytes} bytes"
@@ -74,17 +83,18 @@ def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[fmt]) as img:
-                width, height = img.size
-                _check_sides(width, height)
-                img.load()
+            img = Image.open(io.BytesIO(data), formats=[fmt])
+            width, height = img.size
+            _check_sides(width, height)
+            img.load()
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected(Rejection.TOO_LARGE, "image has too many pixels") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for damaged files
         raise ImageRejected(Rejection.CORRUPT, f"image could not be decoded ({exc})") from None
-    return ImageInfo(fmt, width, height, len(data), hashlib.sha256(data).hexdigest())
+    sha = hashlib.sha256(data).hexdigest() if digest else ""
+    return ImageInfo(fmt, width, height, len(data), sha), img
 
 
 def _check_sides(width: int, height: int) -> None:

@@ -76,11 +76,17 @@ class GroupJoin(ConsumerRebalanceListener):
 _GROUP_JOINS: list[GroupJoin] = []
 
 
+def register_group_join() -> GroupJoin:
+    """A listener for a consumer built by hand; /ready waits until it has joined its group."""
+    join = GroupJoin()
+    _GROUP_JOINS.append(join)
+    return join
+
+
 def service_subscriber_options(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
     """Options for a service's work subscriber: a consumer group, start from the beginning of the
     topic for a new group, and commit only after the handler finished (a crash replays)."""
-    join = GroupJoin()
-    _GROUP_JOINS.append(join)
+    join = register_group_join()
     return {
         "group_id": group_id,
         "listener": join,
@@ -162,8 +168,10 @@ class RequestClient:
         return await consumers_ready(self._broker)
 
     async def request(
-        self, topic: str, command: BaseModel, *, key: str, timeout: float | None = None
+        self, topic: str, command: BaseModel | bytes, *, key: str | None, timeout: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Reply:
+        """Send `command` (a typed command, or raw bytes with `headers`) and await its Reply."""
         correlation_id = str(uuid.uuid4())
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
@@ -171,9 +179,10 @@ class RequestClient:
             await publish_with_retry(lambda: self._broker.publish(
                 command,
                 topic,
-                key=key.encode(),
+                key=key.encode() if key is not None else None,
                 reply_to=self._reply_topic,
                 correlation_id=correlation_id,
+                headers=headers,
             ))
             return await asyncio.wait_for(future, timeout or self._timeout)
         except TimeoutError:

@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: int = 0
     request_timeout_seconds: float = Field(15.0, gt=0)
+
+    # Hosting and inference
+    detect_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long the gateway awaits a detection; covers a worker dying "
+        "mid-request (group rebalance after the 6 s session timeout) and the request being redone.",
+    )
+    claim_check_bytes: int = Field(
+        512 * 1024, ge=0, description="Images larger than this travel to workers through blob storage."
+    )
+    inference_threads: int = Field(0, ge=0, description="onnxruntime threads per worker; 0 = all cores")
+    heartbeat_seconds: float = Field(1.0, gt=0)
+    worker_timeout_seconds: float = Field(5.0, gt=0, description="A worker silent this long is dead")
+    max_inference_units: int = Field(
+        0, ge=0, description="Largest MinInferenceUnits/MaxInferenceUnits; 0 = topic_partitions"
+    )
     instance_id: str = Field(default_factory=_default_instance_id, pattern=r"^[a-z0-9-]{1,80}$")
     log_level: str = "INFO"
 
@@ -86,6 +101,11 @@ class Settings(BaseSettings):
     @property
     def bucket_root(self) -> Path:
         return (self.s3_root or self.data_dir / "s3").resolve()
+
+    @property
+    def inference_unit_limit(self) -> int:
+        # A unit is a consumer-group member; members beyond the partition count would idle.
+        return min(self.max_inference_units or self.topic_partitions, self.topic_partitions)
 
     @property
     def embedded_store(self) -> bool:

@@ -19,7 +19,13 @@ DATASET_JOBS = "loupe.dataset.jobs"
 MODEL_EVENTS = "loupe.model.events"
 TRAINING_COMMANDS = "loupe.training.commands"
 TRAINING_JOBS = "loupe.training.jobs"
+HOSTING_COMMANDS = "loupe.hosting.commands"
+HOSTING_ASSIGNMENTS = "loupe.hosting.assignments"
+WORKER_HEARTBEATS = "loupe.inference.heartbeats"
+INGEST = "loupe.ingest"
+INGEST_RESULTS = "loupe.ingest.results"
 REPLY_PREFIX = "loupe.replies."
+MODEL_REQUESTS_PREFIX = "loupe.inference.requests."
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(
@@ -56,9 +62,67 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumers="dataset (group loupe-dataset-models)",
         carries="model version created/deleted, so DeleteProject can refuse while models exist",
     ),
+    TopicSpec(
+        HOSTING_COMMANDS,
+        producers="gateway",
+        consumers="hosting (group loupe-hosting)",
+        carries="StartModel, StopModel, and deployment lookups for DetectAnomalies; key = project",
+    ),
+    TopicSpec(
+        HOSTING_ASSIGNMENTS,
+        producers="hosting",
+        consumers="inference workers and gateways (no group: every process reads every table)",
+        carries="the whole assignment table (which worker serves which model version, and which "
+        "versions are hosted), re-sent every second so a new reader is current within a second",
+        partitioned=False,
+    ),
+    TopicSpec(
+        WORKER_HEARTBEATS,
+        producers="inference workers",
+        consumers="hosting (no group)",
+        carries="each worker's liveness and the state of every model it loaded (loading, ready, failed)",
+        partitioned=False,
+    ),
+    TopicSpec(
+        INGEST,
+        producers="users' producers, `loupe ingest`",
+        consumers="inference workers (group loupe-ingest)",
+        carries="images to score: raw bytes with loupe-* headers, or a JSON envelope (see "
+        "loupe_common.ingest); committed only after the image's result is published",
+    ),
+    TopicSpec(
+        INGEST_RESULTS,
+        producers="inference workers",
+        consumers="users' consumers, `loupe ingest`",
+        carries="one AILabTools envelope per ingest message, in the same partition number as the "
+        "image it answers (the worker reads it back to suppress duplicates after a crash)",
+    ),
 )
+
+# Every hosted model version has its own request topic (created by the hosting service, with
+# topic_partitions partitions) and one consumer group whose members are its inference units.
 
 
 def reply_topic(instance_id: str) -> str:
     """Each gateway instance reads replies from a topic of its own."""
     return f"{REPLY_PREFIX}{instance_id}"
+
+
+def model_key(project_name: str, model_version: str | int) -> str:
+    return f"{project_name}:{model_version}"
+
+
+def model_request_topic(project_name: str, model_version: str | int) -> str:
+    """DetectAnomalies requests of one model version; Kafka caps topic names at 249 characters,
+    so a very long project name is replaced by its digest."""
+    name = f"{MODEL_REQUESTS_PREFIX}{project_name}.{model_version}"
+    if len(name) <= 249:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(project_name.encode()).hexdigest()[:32]
+    return f"{MODEL_REQUESTS_PREFIX}{project_name[:150]}-{digest}.{model_version}"
+
+
+def model_group(project_name: str, model_version: str | int) -> str:
+    return "loupe-units-" + model_request_topic(project_name, model_version).removeprefix(MODEL_REQUESTS_PREFIX)

@@ -84,8 +84,25 @@ class ListModelTags(Command):
     model_version: ModelVersion
 
 
+class SetHostingStatus(Command):
+    """From the hosting service: move a model version's hosting status. Applied only when the
+    current status is one of `from_statuses`, else a ConflictException (or ValidationException
+    when the version failed training) that the hosting service passes on to the caller."""
+
+    operation: Literal["SetHostingStatus"] = "SetHostingStatus"
+    project_name: ProjectName
+    model_version: ModelVersionRef
+    status: Literal["STARTING_HOSTING", "HOSTED", "HOSTING_FAILED", "STOPPING_HOSTING", "TRAINED"]
+    from_statuses: list[str]
+    status_message: str
+    conflict_hint: str = Field("", description="Appended to the ConflictException's message")
+    min_inference_units: int | None = None
+    max_inference_units: int | None = None
+
+
 TrainingCommand = Annotated[
-    CreateModel | DescribeModel | ListModels | DeleteModel | GetModelArtifacts | TagModel | UntagModel | ListModelTags,
+    CreateModel | DescribeModel | ListModels | DeleteModel | GetModelArtifacts | TagModel | UntagModel
+    | ListModelTags | SetHostingStatus,
     Field(discriminator="operation"),
 ]
 

@@ -11,12 +11,15 @@ from loupe_common.blobs import BlobStore
 from loupe_common.kafka import RequestClient
 from loupe_common.settings import Settings
 
+from .routing import RouteTable
+
 
 @dataclass
 class Gateway:
     settings: Settings
     rpc: RequestClient
     blobs: BlobStore
+    routes: RouteTable
 
 
 def _gateway(request: Request) -> Gateway:

@@ -10,11 +10,12 @@ from fastapi import FastAPI
 from loupe_common.blobs import open_blob_store
 from loupe_common.kafka import RequestClient, delete_topic, ensure_topics, make_broker
 from loupe_common.settings import Settings
-from loupe_common.topics import reply_topic
+from loupe_common.topics import HOSTING_ASSIGNMENTS, reply_topic
 
 from .context import Gateway
 from .responses import RequestIdMiddleware, install_error_handlers
-from .routes import health, lookout, models, native
+from .routes import detect, health, lookout, models, native
+from .routing import RouteTable
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -24,8 +25,11 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings, extra=[(replies, 1)])
         broker = make_broker(settings, client_id="gateway")
         rpc = RequestClient(broker, settings, replies)
+        routes = RouteTable()
+        broker.subscriber(HOSTING_ASSIGNMENTS, auto_offset_reset="latest",
+                          fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, no_reply=True)(routes.update)
         await broker.start()
-        app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings))
+        app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings), routes=routes)
         try:
             yield
         finally:
@@ -43,6 +47,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(lookout.router)
+    app.include_router(detect.router)
+    app.include_router(detect.native_router)
     app.include_router(native.router)
     app.include_router(models.router)
     return app

@@ -1,14 +1,99 @@
-"""The hosting service. Its Kafka handlers arrive with the issue that builds it; until then it joins
-the broker and answers its health routes (/health, /ready) so deployments can run it."""
+"""The hosting service: which model versions run, on how many inference units, on which workers.
+
+Handlers:
+  loupe.hosting.commands     -> on_command   (StartModel, StopModel, ResolveDeployment; request/reply)
+  loupe.inference.heartbeats -> on_heartbeat (worker liveness and model load states)
+Publishes: loupe.hosting.assignments (the assignment table, every heartbeat interval and on change).
+Asks the training service (loupe.training.commands) to move model statuses.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Annotated
+
+from faststream import Context
 from faststream.asgi import AsgiFastStream
 
-from loupe_common.kafka import make_broker, service_app
+from loupe_common import hosting_messages as m
+from loupe_common.db import connect
+from loupe_common.kafka import (
+    RequestClient,
+    delete_topic,
+    ensure_topics,
+    make_broker,
+    publish_with_retry,
+    service_app,
+    service_subscriber_options,
+)
+from loupe_common.messages import Reply, answer
 from loupe_common.settings import Settings
+from loupe_common.topics import HOSTING_ASSIGNMENTS, HOSTING_COMMANDS, WORKER_HEARTBEATS, reply_topic
+
+from . import deployments
+from .reconcile import Reconciler
+from .store import HostingState
+
+State = Annotated[HostingState, Context("state")]
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
     broker = make_broker(settings, client_id="hosting")
-    return service_app(broker)
+    replies = reply_topic(f"hosting-{settings.instance_id}")
+    training = RequestClient(broker, settings, replies)
+    to_assignments = broker.publisher(HOSTING_ASSIGNMENTS)
+    reconciler: list[Reconciler] = []
+
+    async def dispatch(state: HostingState, cmd: m.HostingCommand) -> Reply:
+        match cmd:
+            case m.StartModel():
+                reply = await deployments.start_model(state, cmd)
+            case m.StopModel():
+                reply = await deployments.stop_model(state, cmd)
+            case m.ResolveDeployment():
+                return await deployments.resolve_deployment(state, cmd)
+        reconciler[0].wake.set()  # place the new units now, not at the next tick
+        return reply
+
+    @broker.subscriber(HOSTING_COMMANDS, **service_subscriber_options(settings, "loupe-hosting"))
+    async def on_command(cmd: m.HostingCommand, state: State) -> Reply:
+        return await answer(dispatch(state, cmd), service="hosting", command=cmd)
+
+    @broker.subscriber(WORKER_HEARTBEATS, auto_offset_reset="latest",
+                       fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, no_reply=True)
+    async def on_heartbeat(beat: m.WorkerHeartbeat, state: State) -> None:
+        known = set(state.fleet.heartbeats)
+        previous = state.fleet.heartbeats.get(beat.worker_id)
+        state.fleet.heard(beat)
+        if beat.worker_id not in known or beat.stopping or (previous and previous.models != beat.models):
+            reconciler[0].wake.set()  # a worker came, left, or finished loading: act now
+
+    @asynccontextmanager
+    async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
+        await ensure_topics(settings, extra=[(replies, 1)])
+        state = HostingState(settings=settings, db=connect(settings), training=training)
+        context.set_global("state", state)
+
+        async def publish(table: m.AssignmentTable) -> None:
+            await publish_with_retry(lambda: to_assignments.publish(table))
+
+        reconciler.append(Reconciler(state, publish))
+        try:
+            yield
+        finally:
+            for task in loops:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            await delete_topic(settings, replies)
+
+    loops: list[asyncio.Task] = []
+    app = service_app(broker, lifespan=lifespan)
+
+    @app.after_startup
+    async def start_control_loop() -> None:  # once the broker is connected
+        loops.append(asyncio.create_task(reconciler[0].run()))
+
+    return app

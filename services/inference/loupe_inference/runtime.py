@@ -50,13 +50,14 @@ class Detection:
 
 
 class ModelRuntime:
-    def __init__(self, model_path: Path, sidecar: dict, threads: int = 1) -> None:
+    def __init__(self, model: Path | bytes, sidecar: dict, threads: int = 1) -> None:
         if sidecar.get("format") != FORMAT:
             raise ValueError(f"unsupported model format {sidecar.get('format')!r}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.sidecar = sidecar
         self.size = int(sidecar["input"]["shape"][-1])
         self.threshold = float(sidecar["threshold"])

@@ -72,6 +72,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 return await tags.untag_model(state, cmd)
             case m.ListModelTags():
                 return await tags.list_model_tags(state, cmd)
+            case m.SetHostingStatus():
+                return await models.set_hosting_status(state, cmd)
 
     @broker.subscriber(TRAINING_COMMANDS, **service_subscriber_options(settings, "loupe-training"))
     async def on_command(cmd: m.TrainingCommand, state: State) -> Reply:

@@ -11,7 +11,7 @@ from loupe_common import dataset_messages as dm
 from loupe_common import idempotency
 from loupe_common.arn import model_arn
 from loupe_common.dataset_messages import ModelVersionEvent
-from loupe_common.errors import ResourceType, conflict, not_found
+from loupe_common.errors import ResourceType, conflict, not_found, validation
 from loupe_common.messages import Reply
 from loupe_common.pagination import decode_token, encode_token
 from loupe_common.tagging import tag_update
@@ -22,6 +22,7 @@ from loupe_common.training_messages import (
     DescribeModel,
     GetModelArtifacts,
     ListModels,
+    SetHostingStatus,
     TrainingJob,
 )
 
@@ -187,3 +188,33 @@ async def get_model_artifacts(state: TrainingState, cmd: GetModelArtifacts) -> R
         raise conflict(ResourceType.MODEL, doc["_id"], f"Model version {doc['version']} has no artifacts ({doc['status']})")
     return Reply.success({"model_version": str(doc["version"]), "status": doc["status"], "artifacts": doc["artifacts"],
                           "evaluation": doc.get("evaluation_summary", {})})
+
+
+async def set_hosting_status(state: TrainingState, cmd: SetHostingStatus) -> Reply:
+    """A conditional status move for the hosting service. The model document stays the one source
+    of a version's status, so DescribeModel and DeleteModel see hosting at once."""
+    doc = await resolve(state, cmd.project_name, cmd.model_version, cmd.request_id)
+    if doc["status"] not in cmd.from_statuses:
+        if doc["status"] == TRAINING_FAILED:
+            raise validation(f"Model version {doc['version']} failed training and cannot be hosted")
+        raise conflict(ResourceType.MODEL, doc["_id"],
+                       f"Model version {doc['version']} is {doc['status']}{cmd.conflict_hint}")
+    changes: dict = {"status": cmd.status, "status_message": cmd.status_message}
+    unset: dict = {}
+    if cmd.status == TRAINED:
+        unset = {"MinInferenceUnits": "", "MaxInferenceUnits": ""}
+    elif cmd.min_inference_units is not None:
+        changes["MinInferenceUnits"] = cmd.min_inference_units
+        if cmd.max_inference_units is not None:
+            changes["MaxInferenceUnits"] = cmd.max_inference_units
+        else:
+            unset = {"MaxInferenceUnits": ""}
+    update: dict = {"$set": changes}
+    if unset:
+        update["$unset"] = unset
+    updated = await state.models.find_one_and_update(
+        {"_id": doc["_id"], "status": doc["status"]}, update, return_document=ReturnDocument.AFTER)
+    if updated is None:  # the status moved between the read and the write
+        raise conflict(ResourceType.MODEL, doc["_id"], f"Model version {doc['version']} changed status; try again")
+    return Reply.success({"ModelVersion": str(updated["version"]), "Status": updated["status"],
+                          "previous_status": doc["status"], "artifacts": updated.get("artifacts", {})})

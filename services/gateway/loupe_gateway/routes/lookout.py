@@ -18,11 +18,12 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from loupe_common import dataset_messages as dm
+from loupe_common import hosting_messages as hm
 from loupe_common import training_messages as tm
 from loupe_common.arn import ResourceArn, parse_arn
 from loupe_common.errors import ResourceType, validation
 from loupe_common.lookout import MAX_DATASET_CHANGES_BYTES, MAX_TAGS
-from loupe_common.topics import DATASET_COMMANDS, TRAINING_COMMANDS
+from loupe_common.topics import DATASET_COMMANDS, HOSTING_COMMANDS, TRAINING_COMMANDS
 
 from ..auth import signed_body
 from ..bodies import parse_json_object
@@ -282,3 +283,24 @@ async def delete_model(gw: GatewayDep, rid: RequestId, project_name: str, model_
     cmd = build(tm.DeleteModel, request_id=rid, client_token=token, project_name=project_name,
                 model_version=model_version)
     return await to_training_service(gw, cmd, project_name)
+
+
+# --- hosting (the hosting service) ------------------------------------------------------------
+
+
+@router.post("/projects/{project_name}/models/{model_version}/start")
+async def start_model(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str, body: Body,
+                      token: ClientTokenHeader = None):
+    fields = parse_json_object(body)
+    cmd = build(hm.StartModel, request_id=rid, client_token=token, project_name=project_name,
+                model_version=model_version, min_inference_units=fields.get("MinInferenceUnits"),
+                max_inference_units=fields.get("MaxInferenceUnits"))
+    return reply_response(await gw.rpc.request(HOSTING_COMMANDS, cmd, key=project_name))
+
+
+@router.post("/projects/{project_name}/models/{model_version}/stop")
+async def stop_model(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str,
+                     token: ClientTokenHeader = None):
+    cmd = build(hm.StopModel, request_id=rid, client_token=token, project_name=project_name,
+                model_version=model_version)
+    return reply_response(await gw.rpc.request(HOSTING_COMMANDS, cmd, key=project_name))

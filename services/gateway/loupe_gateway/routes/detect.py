@@ -1,0 +1,151 @@
+"""DetectAnomalies (Lookout, 2020-11-20) and its Loupe-native twin (AILabTools envelope, with a
+per-request threshold and the mask on or off).
+
+The gateway makes the cheap checks (content type, size, format and sides from the image header);
+the worker decodes the whole image with limits and answers. The image travels in the Kafka record,
+or through blob storage (claim check) when it is larger than LOUPE_CLAIM_CHECK_BYTES.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import uuid
+import warnings
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from PIL import Image
+
+from loupe_common.errors import AILAB_FOR_AWS, AilabError, ErrorCode, LoupeError, ailab_envelope, validation
+from loupe_common.hosting_messages import (
+    H_BLOB,
+    H_CONTENT_TYPE,
+    H_MASK,
+    H_REQUEST_ID,
+    H_THRESHOLD,
+    ResolveDeployment,
+)
+from loupe_common.images import CONTENT_TYPES, MAX_IMAGE_BYTES, MAX_SIDE, MIN_SIDE, sniff_format
+
+from ..auth import signed_body
+from ..context import Gateway, GatewayDep, RequestId
+from ..responses import reply_response
+from ..validation import build
+
+# Read a little past the limit so an oversized image gets the size error, not a generic one.
+DETECT_BODY_LIMIT = MAX_IMAGE_BYTES + 1024 * 1024
+IMAGE_TYPES = tuple(CONTENT_TYPES.values())
+
+_body = signed_body(DETECT_BODY_LIMIT)
+Body = Annotated[bytes, Depends(_body)]
+router = APIRouter(prefix="/2020-11-20", dependencies=[Depends(_body)])
+native_router = APIRouter(prefix="/loupe/v1", dependencies=[Depends(_body)])
+
+
+def check_image(content_type: str | None, body: bytes) -> str:
+    """The declared type, after the checks that need only the bytes' header."""
+    declared = (content_type or "").split(";")[0].strip().lower()
+    if not declared:
+        raise validation("Content-Type is required: image/png or image/jpeg")
+    if declared not in IMAGE_TYPES:
+        raise validation(f"Content-Type '{declared[:255]}' is not supported: use image/png or image/jpeg")
+    if not body:
+        raise validation("The request body is empty: send the image bytes")
+    if len(body) > MAX_IMAGE_BYTES:
+        raise validation(f"The image is {len(body)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
+    fmt = sniff_format(body)
+    if fmt is None:
+        raise validation(f"The body is not a PNG or JPEG image (Content-Type says {declared})")
+    if CONTENT_TYPES[fmt] != declared:
+        raise validation(f"Content-Type is {declared} but the body is a {fmt} image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(body), formats=[fmt]) as img:  # header only: nothing decoded
+                width, height = img.size
+    except Image.DecompressionBombError:
+        raise validation(f"The image has too many pixels; the maximum is {MAX_SIDE}x{MAX_SIDE}") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged header
+        raise validation(f"The image could not be decoded ({exc})") from None
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise validation(f"The image is {width}x{height}; the minimum is {MIN_SIDE}x{MIN_SIDE}")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise validation(f"The image is {width}x{height}; the maximum is {MAX_SIDE}x{MAX_SIDE}")
+    return declared
+
+
+async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, content_type: str | None,
+                 body: bytes, *, threshold: float | None = None, with_mask: bool = True) -> dict:
+    where = build(ResolveDeployment, request_id=rid, project_name=project_name, model_version=model_version)
+    declared = check_image(content_type, body)
+    topic = await gw.routes.topic_for(gw.rpc, where)
+    headers = {H_REQUEST_ID: rid, H_CONTENT_TYPE: declared, H_MASK: "1" if with_mask else "0"}
+    if threshold is not None:
+        headers[H_THRESHOLD] = repr(threshold)
+    value, blob = body, None
+    if len(body) > gw.settings.claim_check_bytes:
+        blob = f"transfer/detect/{uuid.uuid4().hex}"
+        await gw.blobs.put(blob, body)
+        value, headers[H_BLOB] = b"", blob
+    try:
+        reply = await gw.rpc.request(topic, value, key=None, headers=headers,
+                                     timeout=gw.settings.detect_timeout_seconds)
+    except LoupeError:
+        if blob:
+            await gw.blobs.delete(blob)
+        raise LoupeError(ErrorCode.INTERNAL, f"No inference unit answered within "
+                         f"{gw.settings.detect_timeout_seconds:.0f} s; try again") from None
+    return reply.unwrap()
+
+
+@router.post("/projects/{project_name}/models/{model_version}/detect")
+async def detect_anomalies(gw: GatewayDep, rid: RequestId, request: Request, project_name: str,
+                           model_version: str, body: Body):
+    result = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"), body)
+    return JSONResponse({"DetectAnomalyResult": result["DetectAnomalyResult"]})
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None:
+        return True
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise AilabError("ERROR_INVALID_PARAMETER", f"{name} must be true or false")
+
+
+def _threshold(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise AilabError("ERROR_INVALID_PARAMETER", "threshold must be a finite number (the model's score units, "
+                         "see Threshold in the model's evaluation)")
+    return number
+
+
+@native_router.post("/projects/{project_name}/models/{model_version}/detect")
+async def detect_native(gw: GatewayDep, rid: RequestId, request: Request, project_name: str,
+                        model_version: str, body: Body):
+    """DetectAnomalies with options: ?threshold=<score> (default: the model's), ?mask=false."""
+    q = request.query_params
+    threshold, with_mask = _threshold(q.get("threshold")), _flag(q.get("mask"), "mask")
+    try:
+        result = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"), body,
+                              threshold=threshold, with_mask=with_mask)
+    except LoupeError as err:
+        code = AILAB_FOR_AWS[err.error.code]
+        if err.error.code is ErrorCode.VALIDATION and "Content-Type" in err.error.message:
+            code = "UNSUPPORTED_FILE_TYPES"
+        raise AilabError(code, err.error.message) from None
+    status, envelope = ailab_envelope(request_id=rid, data=result)
+    return JSONResponse(envelope, status_code=status)
+
+
+__all__ = ["router", "native_router", "reply_response"]

@@ -1,0 +1,116 @@
+"""The control loop: every heartbeat interval, expire silent workers, place units on live workers,
+publish the assignment table, and move statuses (STARTING_HOSTING -> HOSTED when the units answer,
+HOSTING_FAILED when a worker cannot load the model, STOPPING_HOSTING -> TRAINED when no worker
+holds it any more)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from loupe_common.errors import LoupeError
+from loupe_common.hosting_messages import (
+    HOSTED,
+    HOSTING_FAILED,
+    STARTING,
+    STOPPING,
+    TRAINED,
+    AssignmentTable,
+    HostedModel,
+)
+from loupe_common.messages import Command
+
+from .deployments import set_status
+from .scheduler import assign
+from .store import HostingState
+
+log = logging.getLogger("loupe.hosting")
+
+
+def _units(n: int) -> str:
+    return f"{n} inference unit{'s' if n != 1 else ''}"
+
+
+class Reconciler:
+    def __init__(self, state: HostingState, publish: Callable[[AssignmentTable], Awaitable[None]]) -> None:
+        self.state = state
+        self.publish = publish
+        self.generation = 0
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception:  # keep controlling: one failed step must not stop hosting
+                log.exception("reconcile step failed")
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.state.settings.heartbeat_seconds)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+
+    async def step(self) -> None:
+        fleet = self.state.fleet
+        for worker_id in fleet.expire(self.state.settings.worker_timeout_seconds):
+            log.warning("inference worker %s stopped sending heartbeats; its units move to live workers", worker_id)
+        deployments = {d["_id"]: d async for d in self.state.deployments.find({})}
+        active = {k: d for k, d in deployments.items() if d["status"] in (STARTING, HOSTED)}
+        fleet.placement = assign({k: d["min_units"] for k, d in active.items()}, fleet.live(), fleet.placement)
+        self.generation += 1
+        await self.publish(AssignmentTable(
+            generation=self.generation, sent_at=datetime.now(UTC),
+            models={k: HostedModel(project_name=d["project_name"], model_version=d["model_version"],
+                                   status=d["status"], topic=d["topic"], artifacts=d["artifacts"])
+                    for k, d in active.items()},
+            workers={w: sorted(keys) for w, keys in fleet.placement.items()},
+        ))
+        for key, doc in deployments.items():
+            try:
+                await self._advance(key, doc)
+            except LoupeError as err:  # e.g. the version changed status meanwhile; next step retries
+                log.info("status move for %s deferred: %s", key, err.error.message)
+
+    async def _advance(self, key: str, doc: dict) -> None:
+        fleet = self.state.fleet
+        live = len(fleet.live())
+        if doc["status"] == STARTING:
+            failures = fleet.failures(key)
+            if failures:
+                await self._move(doc, HOSTING_FAILED, [STARTING], f"Hosting failed: {failures[0]}")
+                return
+            ready = len(fleet.ready_units(key))
+            if ready and ready >= min(doc["min_units"], live):
+                await self._move(doc, HOSTED, [STARTING], self._serving_text(doc, ready))
+            elif not live:
+                await self._note(doc, "Waiting for an inference worker to start")
+        elif doc["status"] == HOSTED:
+            ready = len(fleet.ready_units(key))
+            await self._note(doc, self._serving_text(doc, ready))
+        elif doc["status"] == STOPPING and not fleet.holders(key):
+            await self._move(doc, TRAINED, [STOPPING], "Hosting stopped")
+            await self.state.deployments.delete_one({"_id": key, "status": STOPPING})
+
+    @staticmethod
+    def _serving_text(doc: dict, ready: int) -> str:
+        wanted = doc["min_units"]
+        if ready >= wanted:
+            return f"Hosted on {_units(ready)}"
+        if ready == 0:
+            return f"Hosted, but no inference unit is serving it now (wanted {wanted}); requests wait for one"
+        return f"Hosted on {ready} of {_units(wanted)} (not enough live inference workers for the rest)"
+
+    async def _note(self, doc: dict, message: str) -> None:
+        """Keep DescribeModel's StatusMessage true to what is serving, without changing the status."""
+        if doc.get("status_message") == message:
+            return
+        await self._move(doc, doc["status"], [doc["status"]], message)
+
+    async def _move(self, doc: dict, status: str, from_statuses: list[str], message: str) -> None:
+        cmd = Command(request_id=f"hosting-{self.generation}")
+        await set_status(self.state, cmd, doc["project_name"], doc["model_version"], status, from_statuses, message)
+        await self.state.deployments.update_one({"_id": doc["_id"]}, {"$set": {"status": status, "status_message": message}})
+        if status != doc["status"]:
+            log.info("%s: %s -> %s (%s)", doc["_id"], doc["status"], status, message)

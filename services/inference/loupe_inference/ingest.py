@@ -1,0 +1,191 @@
+"""The streaming path: every worker is a member of group loupe-ingest and answers each image on the
+ingest topic with exactly one result on loupe.ingest.results.
+
+At-least-once with duplicate suppression: a batch's offsets are committed only after its results
+are published. A result goes to the results partition with the same number as the image's
+partition, so when this worker is given a partition it reads the tail of that results partition
+and skips the images a previous owner already answered but did not commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.structs import TopicPartition
+
+from loupe_common import ingest
+from loupe_common.buckets import BucketError, open_buckets, read_file
+from loupe_common.hosting_messages import HOSTED, AssignmentTable
+from loupe_common.images import MAX_IMAGE_BYTES, ImageRejected, Rejection
+from loupe_common.kafka import GroupJoin, register_group_join
+from loupe_common.settings import Settings
+from loupe_common.topics import INGEST, INGEST_RESULTS, model_key
+
+from . import scoring
+from .models import ModelCache, ModelLoadError
+
+log = logging.getLogger("loupe.inference.ingest")
+BATCH = 16
+LOOKBACK = 16 * BATCH  # results read back per partition on assignment (covers an uncommitted batch)
+GROUP = "loupe-ingest"
+
+REJECTION_CODES = {
+    Rejection.TOO_LARGE_FILE: "FILE_SIZE_EXCEEDS_LIMIT",
+    Rejection.UNSUPPORTED_TYPE: "UNSUPPORTED_FILE_TYPES",
+    Rejection.CORRUPT: "FILE_DECODING_FAILURE",
+    Rejection.TOO_SMALL: "ERROR_LOW_RESOLUTION",
+    Rejection.TOO_LARGE: "ERROR_HIGH_RESOLUTION",
+}
+
+
+class _Assignment(ConsumerRebalanceListener):
+    def __init__(self, owner: IngestConsumer, join: GroupJoin) -> None:
+        self.owner = owner
+        self.join = join
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await self.join.on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        await self.owner.recall_answered(assigned)
+        await self.join.on_partitions_assigned(assigned)
+
+
+class IngestConsumer:
+    def __init__(self, settings: Settings, cache: ModelCache, producer: AIOKafkaProducer,
+                 table: Callable[[], AssignmentTable | None]) -> None:
+        self._settings = settings
+        self._cache = cache
+        self._producer = producer
+        self._table = table
+        self._buckets = open_buckets(settings)
+        self._answered: dict[int, set[int]] = {}
+        self._listener = _Assignment(self, register_group_join())
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=f"loupe-ingest-{settings.instance_id}",
+            group_id=GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            max_partition_fetch_bytes=settings.kafka_max_message_bytes + 65536,
+            fetch_max_bytes=settings.kafka_max_message_bytes * 2,
+        )
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._consumer.subscribe([INGEST], listener=self._listener)
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._consumer.stop()
+
+    async def recall_answered(self, assigned: set[TopicPartition]) -> None:
+        """Offsets at or past the committed position whose result is already on the results topic."""
+        self._answered = {}
+        if not assigned:
+            return
+        reader = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False,
+                                  fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms)
+        await reader.start()
+        try:
+            for tp in assigned:
+                committed = await self._consumer.committed(tp) or 0
+                # Both topics come from the catalogue with the same partition count.
+                result_tp = TopicPartition(INGEST_RESULTS, tp.partition)
+                reader.assign([result_tp])
+                end = (await reader.end_offsets([result_tp]))[result_tp]
+                reader.seek(result_tp, max(0, end - LOOKBACK))
+                seen: set[int] = set()
+                while await reader.position(result_tp) < end:
+                    for record in (await reader.getmany(result_tp, timeout_ms=1000)).get(result_tp, []):
+                        source = json.loads(record.value).get("source", {})
+                        if source.get("topic") == INGEST and source.get("partition") == tp.partition \
+                                and source.get("offset", -1) >= committed:
+                            seen.add(source["offset"])
+                self._answered[tp.partition] = seen
+                if seen:
+                    log.info("partition %s: %d images already answered by a previous owner", tp.partition, len(seen))
+        finally:
+            await reader.stop()
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
+            for tp, records in batches.items():
+                answered = self._answered.get(tp.partition, set())
+                for record in records:
+                    if record.offset in answered:
+                        continue
+                    await self._publish(record, await self._outcome(record))
+                try:
+                    await self._consumer.commit({tp: records[-1].offset + 1})
+                except Exception as exc:  # noqa: BLE001 - rebalanced: the next owner skips what we answered
+                    log.warning("ingest commit of %s failed (%s)", tp, exc.__class__.__name__)
+
+    async def _publish(self, record: ConsumerRecord, envelope: dict) -> None:
+        await self._producer.send_and_wait(
+            INGEST_RESULTS, json.dumps(envelope).encode(), partition=record.partition,
+            key=(envelope.get("image_id") or "").encode() or None,
+            headers=[("content-type", b"application/json")],
+        )
+
+    async def _outcome(self, record: ConsumerRecord) -> dict:
+        position = ingest.Position(record.topic, record.partition, record.offset)
+        headers = {k: v for k, v in (record.headers or ())}
+        image_id = ingest.image_id_of(record.value, headers)
+        project = version = None
+        try:
+            image = ingest.parse(record.value, headers)
+            image_id, project, version = image.image_id, image.project_name, image.model_version
+            key = model_key(project, version)
+            table = self._table()
+            hosted = table.models.get(key) if table else None
+            if hosted is None or hosted.status != HOSTED:
+                raise ingest.IngestRejected("ERROR_RESOURCE_NOT_FOUND",
+                                            f"Model version {version} of project {project} is not hosted")
+            data = image.data if image.data is not None else await asyncio.to_thread(self._read_ref, image.image_ref)
+            runtime = await self._cache.get(key, hosted)
+            result = await asyncio.to_thread(scoring.detect, runtime, data, content_type=image.content_type,
+                                             threshold=None, with_mask=True)
+            return ingest.result_envelope(position, image_id=image_id, project_name=project,
+                                          model_version=version, detection=result["DetectAnomalyResult"])
+        except ingest.IngestRejected as exc:
+            code, message = exc.code, exc.message
+        except ImageRejected as exc:
+            code, message = REJECTION_CODES[exc.reason], str(exc)
+        except ModelLoadError as exc:
+            code, message = "SERVICE_INTERNAL_ERROR", str(exc)
+        except Exception as exc:  # noqa: BLE001 - every record gets an outcome, even an unexpected one
+            log.exception("ingest record %s/%s failed", record.partition, record.offset)
+            code, message = "SERVICE_INTERNAL_ERROR", f"The worker failed on this image ({exc.__class__.__name__})"
+        return ingest.result_envelope(position, image_id=image_id, project_name=project, model_version=version,
+                                      code=code, message=message)
+
+    def _read_ref(self, ref: str | None) -> bytes:
+        assert ref is not None
+        try:
+            if ref.startswith("file://"):
+                if not self._settings.allow_file_refs:
+                    raise ingest.IngestRejected("ERROR_PARAMETERS", "file:// references are disabled "
+                                                "(LOUPE_ALLOW_FILE_REFS)")
+                return read_file(Path(ref.removeprefix("file://")), max_bytes=MAX_IMAGE_BYTES, name=ref)
+            bucket, _, key = ref.removeprefix("s3://").partition("/")
+            return self._buckets.read(bucket, key, max_bytes=MAX_IMAGE_BYTES)
+        except BucketError as exc:
+            raise ingest.IngestRejected("ERROR_FILE_NOT_FOUND", str(exc)) from None

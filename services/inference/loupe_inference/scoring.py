@@ -1,0 +1,23 @@
+"""One image through one model: checked and decoded with limits (no decompression bombs), the
+declared content type compared with the bytes, then scored. Runs in a thread."""
+
+from __future__ import annotations
+
+from loupe_common.images import CONTENT_TYPES, ImageRejected, Rejection, decode_image
+
+from .runtime import ModelRuntime
+
+
+def detect(runtime: ModelRuntime, data: bytes, *, content_type: str | None, threshold: float | None,
+           with_mask: bool) -> dict:
+    """{"DetectAnomalyResult": ..., "Score": ..., "Threshold": ...} (the last two for Loupe's own routes)."""
+    info, image = decode_image(data, digest=False)
+    try:
+        if content_type is not None and content_type != CONTENT_TYPES[info.format]:
+            raise ImageRejected(Rejection.UNSUPPORTED_TYPE,
+                                f"Content-Type is {content_type} but the bytes are a {info.format} image")
+        detection = runtime.detect(image, threshold=threshold, with_mask=with_mask)
+        return {"DetectAnomalyResult": detection.lookout_result(), "Score": round(detection.score, 6),
+                "Threshold": round(detection.threshold, 6)}
+    finally:
+        image.close()

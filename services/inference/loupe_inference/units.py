@@ -1,0 +1,150 @@
+"""An inference unit: this worker's membership in one model version's consumer group. Kafka spreads
+the model's request partitions over its units; when a unit dies, its uncommitted requests go to
+the others (offsets are committed only after the reply is published)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.structs import TopicPartition
+
+from loupe_common.blobs import BlobNotFound, BlobStore
+from loupe_common.errors import ErrorCode, LoupeError, validation
+from loupe_common.hosting_messages import (
+    H_BLOB,
+    H_CONTENT_TYPE,
+    H_CORRELATION,
+    H_MASK,
+    H_REPLY_TO,
+    H_REQUEST_ID,
+    H_THRESHOLD,
+    HostedModel,
+)
+from loupe_common.images import ImageRejected
+from loupe_common.messages import Reply
+from loupe_common.settings import Settings
+from loupe_common.topics import model_group
+
+from . import scoring
+from .models import ModelCache
+
+log = logging.getLogger("loupe.inference.units")
+BATCH = 8  # records per fetch; the batch's offsets are committed after all its replies are out
+
+
+class _Joined(ConsumerRebalanceListener):
+    def __init__(self) -> None:
+        self.joined = False
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        self.joined = False
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.joined = True
+
+
+def _header(headers: dict[str, bytes], name: str) -> str | None:
+    value = headers.get(name)
+    return value.decode() if value is not None else None
+
+
+class ModelUnit:
+    def __init__(self, settings: Settings, key: str, hosted: HostedModel, cache: ModelCache,
+                 producer: AIOKafkaProducer, blobs: BlobStore) -> None:
+        self.key = key
+        self.hosted = hosted
+        self._settings = settings
+        self._cache = cache
+        self._producer = producer
+        self._blobs = blobs
+        self._joined = _Joined()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def serving(self) -> bool:
+        return self._joined.joined
+
+    async def start(self) -> None:
+        await self._cache.get(self.key, self.hosted)  # load and warm up before joining the group
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=f"loupe-unit-{self._settings.instance_id}",
+            group_id=model_group(self.hosted.project_name, self.hosted.model_version),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            max_partition_fetch_bytes=self._settings.kafka_max_message_bytes + 65536,
+            fetch_max_bytes=self._settings.kafka_max_message_bytes * 2,
+        )
+        self._consumer.subscribe([self.hosted.topic], listener=self._joined)
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Leave the group (the other units take the partitions at once, without a session timeout)."""
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+        self._joined.joined = False
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
+            for tp, records in batches.items():
+                for record in records:
+                    await self._answer(record)
+                await self._commit(tp, records[-1].offset + 1)
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        assert self._consumer is not None
+        try:
+            await self._consumer.commit({tp: offset})
+        except Exception as exc:  # noqa: BLE001 - a rebalance mid-commit: the next owner redoes them
+            log.warning("commit of %s failed (%s); those requests may be answered twice (the gateway "
+                        "keeps the first answer)", tp, exc.__class__.__name__)
+
+    async def _answer(self, record: ConsumerRecord) -> None:
+        headers = {k: v for k, v in (record.headers or ())}
+        reply_to = _header(headers, H_REPLY_TO)
+        correlation = _header(headers, H_CORRELATION)
+        if not reply_to or not correlation:
+            log.warning("dropping a request without reply_to/correlation_id at %s:%s", record.partition, record.offset)
+            return
+        blob = _header(headers, H_BLOB)
+        reply = await self._detect(record.value or b"", headers, blob)
+        await self._producer.send_and_wait(
+            reply_to, reply.model_dump_json().encode(),
+            headers=[(H_CORRELATION, correlation.encode()), ("content-type", b"application/json")],
+        )
+        if blob:
+            with suppress(BlobNotFound):
+                await self._blobs.delete(blob)
+
+    async def _detect(self, value: bytes, headers: dict[str, bytes], blob: str | None) -> Reply:
+        request_id = _header(headers, H_REQUEST_ID) or "?"
+        try:
+            data = await self._blobs.get(blob) if blob else value
+            threshold = _header(headers, H_THRESHOLD)
+            runtime = await self._cache.get(self.key, self.hosted)
+            result = await asyncio.to_thread(
+                scoring.detect, runtime, data, content_type=_header(headers, H_CONTENT_TYPE),
+                threshold=float(threshold) if threshold else None, with_mask=_header(headers, H_MASK) != "0",
+            )
+            return Reply.success(result)
+        except ImageRejected as exc:
+            return Reply.failure(validation(f"The image cannot be used: {exc}"))
+        except BlobNotFound:
+            return Reply.failure(LoupeError(ErrorCode.INTERNAL, "The image was lost in transit; send it again"))
+        except Exception:
+            log.exception("detection %s on %s failed", request_id, self.key)
+            return Reply.failure(LoupeError(ErrorCode.INTERNAL, "The inference worker failed; try again"))

@@ -1,0 +1,226 @@
+"""StartModel / StopModel / DetectAnomalies through unmodified boto3, against the hosting service and
+real inference workers running the trained ONNX model."""
+
+from __future__ import annotations
+
+import io
+import pytest
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from helpers import pattern_png, png_bytes, signed_request
+from test_lookout_models import OUTPUT, code_of, fill, wait_model
+
+
+def wait_status(lookout, project: str, version: str, wanted: str, timeout: float = 60) -> dict:
+    desc = wait_model(lookout, project, version, timeout, done=lambda s: s in (wanted, "HOSTING_FAILED"))
+    assert desc["Status"] == wanted, desc
+    return desc
+
+
+@pytest.fixture(scope="module")
+def hosted(lookout, stack):
+    """A trained model version 1, started on one inference unit."""
+    project = "hosted-model"
+    lookout.create_project(ProjectName=project)
+    root = stack.data_dir / "s3"
+    fill(lookout, root, project, "train", normal=14, anomalous=0, seed=0)
+    fill(lookout, root, project, "test", normal=6, anomalous=6, seed=100)
+    lookout.create_model(ProjectName=project, OutputConfig=OUTPUT)
+    assert wait_model(lookout, project)["Status"] == "TRAINED"
+    started = lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)
+    assert started["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert started["Status"] == "STARTING_HOSTING"
+    desc = wait_status(lookout, project, "1", "HOSTED")
+    assert desc["MinInferenceUnits"] == 1
+    return project
+
+
+def detect(lookout, project: str, image: bytes, content_type: str = "image/png", version: str = "1") -> dict:
+    return lookout.detect_anomalies(ProjectName=project, ModelVersion=version, Body=image,
+                                    ContentType=content_type)["DetectAnomalyResult"]
+
+
+def test_normal_and_defective_images(lookout, hosted):
+    normal = [detect(lookout, hosted, pattern_png(9000 + i)) for i in range(4)]
+    defective = [detect(lookout, hosted, pattern_png(9500 + i, defect=True)) for i in range(4)]
+    assert [r["IsAnomalous"] for r in normal] == [False] * 4, normal
+    assert [r["IsAnomalous"] for r in defective] == [True] * 4, [r["Confidence"] for r in defective]
+    for result in normal + defective:
+        assert result["Source"] == {"Type": "direct"}
+        assert 0.5 <= result["Confidence"] <= 1.0
+        assert result["Anomalies"][0]["Name"] == "background"
+        assert result["Anomalies"][0]["PixelAnomaly"]["Color"] == "#FFFFFF"
+    for result in defective:
+        mask = Image.open(io.BytesIO(result["AnomalyMask"]))
+        assert mask.format == "PNG" and mask.size == (160, 160)
+        anomaly = result["Anomalies"][1]["PixelAnomaly"]
+        red = sum(1 for px in mask.convert("RGB").get_flattened_data() if px == (255, 0, 0))
+        assert anomaly["TotalPercentageArea"] == pytest.approx(red / (160 * 160), abs=1e-5)
+        assert 0 < anomaly["TotalPercentageArea"] < 0.5
+        assert result["Anomalies"][0]["PixelAnomaly"]["TotalPercentageArea"] == pytest.approx(
+            1 - anomaly["TotalPercentageArea"], abs=1e-5)
+
+
+def test_jpeg_and_other_sizes(lookout, hosted):
+    rgb = Image.open(io.BytesIO(pattern_png(9100, size=320)))
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=95)
+    result = detect(lookout, hosted, out.getvalue(), "image/jpeg")
+    assert result["IsAnomalous"] is False
+    assert Image.open(io.BytesIO(result["AnomalyMask"])).size == (320, 320)
+
+
+def test_large_image_travels_by_claim_check(lookout, hosted, stack):
+    big = png_bytes(900, 900, seed=3)  # random noise: ~2.4 MB, above the 512 KiB claim-check threshold
+    assert len(big) > 1024 * 1024
+    result = detect(lookout, hosted, big)
+    assert 0.5 <= result["Confidence"] <= 1 and result["Source"] == {"Type": "direct"}
+    assert Image.open(io.BytesIO(result["AnomalyMask"])).size == (900, 900)
+    claims = stack.data_dir / "blobs" / "transfer" / "detect"
+    assert not claims.exists() or not any(claims.iterdir())  # the worker removed the claim check
+
+
+def _error(lookout, project, body, content_type, version="1"):
+    with pytest.raises(ClientError) as excinfo:
+        detect(lookout, project, body, content_type, version)
+    return code_of(excinfo), excinfo.value.response["Error"]["Message"]
+
+
+def test_bad_images(lookout, hosted):
+    good = pattern_png(1)
+    cases = {
+        "wrong type": (good, "image/gif", "not supported"),
+        "type does not match": (good, "image/jpeg", "body is a PNG"),
+        "not an image": (b"hello world" * 20, "image/png", "not a PNG or JPEG"),
+        "truncated": (good[: len(good) // 2], "image/png", "could not be decoded"),
+        "too small": (png_bytes(63, 80), "image/png", "minimum is 64x64"),
+        "too large": (_huge_png(4097, 64), "image/png", "maximum is 4096x4096"),
+    }
+    for name, (body, content_type, words) in cases.items():
+        (code, status), message = _error(lookout, hosted, body, content_type)
+        assert (code, status) == ("ValidationException", 400), name
+        assert words in message, (name, message)
+
+
+def _huge_png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (width, height)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_decompression_bomb_is_refused_from_the_header(lookout, hosted):
+    (code, _), message = _error(lookout, hosted, _huge_png(20000, 20000), "image/png")
+    assert code == "ValidationException" and "maximum is 4096x4096" in message
+
+
+def test_missing_content_type_and_oversized_body(stack, hosted):
+    path = f"/2020-11-20/projects/{hosted}/models/1/detect"
+    response = signed_request(stack.endpoint_url, "POST", path, body=pattern_png(1))
+    assert response.status_code == 400 and "Content-Type is required" in response.json()["message"]
+    big = b"\x89PNG\r\n\x1a\n" + b"\0" * (8 * 1024 * 1024 + 10)
+    response = signed_request(stack.endpoint_url, "POST", path, body=big, headers={"Content-Type": "image/png"})
+    assert response.status_code == 400 and "the limit is 8388608 bytes" in response.json()["message"]
+
+
+def test_unknown_or_unhosted_models(lookout, hosted, stack):
+    image = pattern_png(1)
+    (code, status), _ = _error(lookout, hosted, image, "image/png", version="7")
+    assert (code, status) == ("ResourceNotFoundException", 404)
+    (code, status), _ = _error(lookout, "no-such-project", image, "image/png")
+    assert (code, status) == ("ResourceNotFoundException", 404)
+    (code, status), _ = _error(lookout, hosted, image, "image/png", version="0x")
+    assert (code, status) == ("ValidationException", 400)
+
+
+def test_native_route_threshold_and_mask(stack, hosted):
+    path = f"/loupe/v1/projects/{hosted}/models/1/detect"
+    image = pattern_png(9001)
+    default = signed_request(stack.endpoint_url, "POST", path, body=image, headers={"Content-Type": "image/png"}).json()
+    assert default["error_code"] == 0 and default["request_id"]
+    score = default["data"]["Score"]
+    assert default["data"]["DetectAnomalyResult"]["IsAnomalous"] is (score >= default["data"]["Threshold"])
+    low = signed_request(stack.endpoint_url, "POST", f"{path}?threshold={score - 1e-3}&mask=false", body=image,
+                         headers={"Content-Type": "image/png"}).json()
+    assert low["data"]["DetectAnomalyResult"]["IsAnomalous"] is True
+    assert "AnomalyMask" not in low["data"]["DetectAnomalyResult"]
+    bad = signed_request(stack.endpoint_url, "POST", f"{path}?threshold=abc", body=image,
+                         headers={"Content-Type": "image/png"})
+    assert bad.status_code == 400 and bad.json()["error_detail"]["code"] == "ERROR_INVALID_PARAMETER"
+    wrong = signed_request(stack.endpoint_url, "POST", path, body=image, headers={"Content-Type": "text/plain"})
+    assert wrong.json()["error_detail"]["code"] == "UNSUPPORTED_FILE_TYPES"
+
+
+def test_start_errors(lookout, hosted, stack):
+    with pytest.raises(ClientError) as excinfo:  # already hosted with these units
+        lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1)
+    assert code_of(excinfo) == ("ConflictException", 409)
+    path = f"/2020-11-20/projects/{hosted}/models/1/start"
+    for body, words in ((b'{"MinInferenceUnits": 0}', "minInferenceUnits"), (b"{}", "Member must not be null"),
+                        (b'{"MinInferenceUnits": "many"}', "minInferenceUnits")):
+        response = signed_request(stack.endpoint_url, "POST", path, body=body,
+                                  headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and words in response.json()["message"], response.text
+    with pytest.raises(ClientError) as excinfo:
+        lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=2, MaxInferenceUnits=1)
+    assert code_of(excinfo) == ("ValidationException", 400)
+    with pytest.raises(ClientError) as excinfo:
+        lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1000)
+    assert code_of(excinfo) == ("ServiceQuotaExceededException", 402)
+    with pytest.raises(ClientError) as excinfo:
+        lookout.start_model(ProjectName=hosted, ModelVersion="9", MinInferenceUnits=1)
+    assert code_of(excinfo) == ("ResourceNotFoundException", 404)
+    with pytest.raises(ClientError) as excinfo:  # a hosted model cannot be deleted
+        lookout.delete_model(ProjectName=hosted, ModelVersion="1")
+    assert code_of(excinfo) == ("ConflictException", 409)
+
+
+def test_start_while_training_and_stop_when_not_hosted(lookout, stack):
+    project = "hosting-early"
+    lookout.create_project(ProjectName=project)
+    fill(lookout, stack.data_dir / "s3", project, "train", normal=12, anomalous=0, seed=40)
+    lookout.create_model(ProjectName=project, OutputConfig=OUTPUT)
+    with pytest.raises(ClientError) as excinfo:
+        lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)
+    assert code_of(excinfo) == ("ConflictException", 409)
+    assert "TRAINING" in excinfo.value.response["Error"]["Message"]
+    assert wait_model(lookout, project)["Status"] == "TRAINED"
+    with pytest.raises(ClientError) as excinfo:
+        lookout.stop_model(ProjectName=project, ModelVersion="1")
+    assert code_of(excinfo) == ("ConflictException", 409)
+    with pytest.raises(ClientError) as excinfo:  # trained but not hosted
+        detect(lookout, project, pattern_png(1))
+    assert code_of(excinfo) == ("ConflictException", 409)
+
+
+def test_client_token_makes_start_idempotent(lookout, hosted):
+    token = "resize-token-1"
+    first = lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=2, ClientToken=token)
+    again = lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=2, ClientToken=token)
+    assert first["Status"] == again["Status"] == "HOSTED"  # a resize keeps serving
+    desc = lookout.describe_model(ProjectName=hosted, ModelVersion="1")["ModelDescription"]
+    assert desc["MinInferenceUnits"] == 2
+    with pytest.raises(ClientError) as excinfo:
+        lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=3, ClientToken=token)
+    assert code_of(excinfo) == ("ConflictException", 409)
+    assert detect(lookout, hosted, pattern_png(9002))["IsAnomalous"] is False
+    lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1)
+
+
+def test_stop_model_returns_to_trained(lookout, hosted):
+    # Last in this module: the model stops serving.
+    stopped = lookout.stop_model(ProjectName=hosted, ModelVersion="1")
+    assert stopped["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert stopped["Status"] == "STOPPING_HOSTING"
+    desc = wait_status(lookout, hosted, "1", "TRAINED")
+    assert "MinInferenceUnits" not in desc
+    with pytest.raises(ClientError) as excinfo:
+        detect(lookout, hosted, pattern_png(1))
+    assert code_of(excinfo) == ("ConflictException", 409)
+    # and it can be started again
+    lookout.start_model(ProjectName=hosted, ModelVersion="latest", MinInferenceUnits=1)
+    wait_status(lookout, hosted, "1", "HOSTED")
+    assert detect(lookout, hosted, pattern_png(9003), version="latest")["IsAnomalous"] is False
+    lookout.stop_model(ProjectName=hosted, ModelVersion="1")
+    wait_status(lookout, hosted, "1", "TRAINED")
+    lookout.delete_model(ProjectName=hosted, ModelVersion="1")
