@@ -8,14 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from helpers import pattern_png, png_bytes, signed_request
-from test_lookout_models import OUTPUT, code_of, fill, wait_model
-
-
-def wait_status(lookout, project: str, version: str, wanted: str, timeout: float = 60) -> dict:
-    desc = wait_model(lookout, project, version, timeout, done=lambda s: s in (wanted, "HOSTING_FAILED"))
-    assert desc["Status"] == wanted, desc
-    return desc
+from helpers import OUTPUT, code_of, fill, pattern_png, png_bytes, signed_request, wait_model, wait_status
 
 
 @pytest.fixture(scope="module")

@@ -11,37 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from helpers import pattern_png, put_object, signed_request, wait_dataset
-
-OUTPUT = {"S3Location": {"Bucket": "loupe-output", "Prefix": "evaluations/"}}
-
-
-def code_of(excinfo) -> tuple[str, int]:
-    r = excinfo.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def fill(lookout, root, project: str, dataset_type: str, normal: int, anomalous: int, seed: int) -> None:
-    lines = [json.dumps({"source-ref": put_object(root, "models-bkt", f"{project}/{dataset_type}/n{i}.png",
-                                                  pattern_png(seed + i)), "anomaly-label": 0}) for i in range(normal)]
-    lines += [json.dumps({"source-ref": put_object(root, "models-bkt", f"{project}/{dataset_type}/a{i}.png",
-                                                   pattern_png(seed + 500 + i, defect=True)), "anomaly-label": 1})
-              for i in range(anomalous)]
-    lookout.create_dataset(ProjectName=project, DatasetType=dataset_type)
-    lookout.update_dataset_entries(ProjectName=project, DatasetType=dataset_type, Changes="\n".join(lines).encode())
-    assert wait_dataset(lookout, project, dataset_type)["Status"] == "UPDATE_COMPLETE"
-
-
-def wait_model(lookout, project: str, version: str = "1", timeout: float = 180,
-               done=lambda status: status != "TRAINING") -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc = lookout.describe_model(ProjectName=project, ModelVersion=version)["ModelDescription"]
-        if done(desc["Status"]):
-            return desc
-        assert time.monotonic() < deadline, desc
-        time.sleep(0.5)
-
+from helpers import OUTPUT, code_of, fill, pattern_png, put_object, signed_request, wait_dataset, wait_model
 
 @pytest.fixture(scope="module")
 def trained(lookout, stack):

@@ -56,6 +56,16 @@ class Reconciler:
         fleet = self.state.fleet
         for worker_id in fleet.expire(self.state.settings.worker_timeout_seconds):
             log.warning("inference worker %s stopped sending heartbeats; its units move to live workers", worker_id)
+        deployments = await self.publish_table()
+        for key, doc in deployments.items():
+            try:
+                await self._advance(key, doc)
+            except LoupeError as err:  # e.g. the version changed status meanwhile; next step retries
+                log.info("status move for %s deferred: %s", key, err.error.message)
+
+    async def publish_table(self) -> dict[str, dict]:
+        """Place units on live workers and publish the table; returns the deployments it used."""
+        fleet = self.state.fleet
         deployments = {d["_id"]: d async for d in self.state.deployments.find({})}
         active = {k: d for k, d in deployments.items() if d["status"] in (STARTING, HOSTED)}
         fleet.placement = assign({k: d["min_units"] for k, d in active.items()}, fleet.live(), fleet.placement)
@@ -67,11 +77,7 @@ class Reconciler:
                     for k, d in active.items()},
             workers={w: sorted(keys) for w, keys in fleet.placement.items()},
         ))
-        for key, doc in deployments.items():
-            try:
-                await self._advance(key, doc)
-            except LoupeError as err:  # e.g. the version changed status meanwhile; next step retries
-                log.info("status move for %s deferred: %s", key, err.error.message)
+        return deployments
 
     async def _advance(self, key: str, doc: dict) -> None:
         fleet = self.state.fleet
@@ -109,8 +115,12 @@ class Reconciler:
         await self._move(doc, doc["status"], [doc["status"]], message)
 
     async def _move(self, doc: dict, status: str, from_statuses: list[str], message: str) -> None:
+        await self.state.deployments.update_one({"_id": doc["_id"]}, {"$set": {"status": status, "status_message": message}})
+        if status == HOSTED and doc["status"] != HOSTED:
+            # Workers and gateways learn HOSTED before DescribeModel says so: a caller that saw
+            # HOSTED finds the model routable.
+            await self.publish_table()
         cmd = Command(request_id=f"hosting-{self.generation}")
         await set_status(self.state, cmd, doc["project_name"], doc["model_version"], status, from_statuses, message)
-        await self.state.deployments.update_one({"_id": doc["_id"]}, {"$set": {"status": status, "status_message": message}})
         if status != doc["status"]:
             log.info("%s: %s -> %s (%s)", doc["_id"], doc["status"], status, message)

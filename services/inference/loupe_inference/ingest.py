@@ -139,6 +139,7 @@ class IngestConsumer:
                     log.warning("ingest commit of %s failed (%s)", tp, exc.__class__.__name__)
 
     async def _publish(self, record: ConsumerRecord, envelope: dict) -> None:
+        envelope["worker"] = self._settings.instance_id  # which worker answered (operations, tests)
         await self._producer.send_and_wait(
             INGEST_RESULTS, json.dumps(envelope).encode(), partition=record.partition,
             key=(envelope.get("image_id") or "").encode() or None,

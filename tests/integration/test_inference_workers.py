@@ -1,0 +1,193 @@
+"""The ingest topic and inference workers on the real broker: one result per image, a worker killed
+mid-stream (zero images lost, zero results duplicated), a worker started mid-stream taking
+partitions, and DetectAnomalies surviving the death of one of two inference units."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from helpers import OUTPUT, fill, make_client, pattern_png, wait_model, wait_status
+
+INGEST, RESULTS = "loupe.ingest", "loupe.ingest.results"
+PROJECT = "ingest-model"
+
+
+@pytest.fixture(scope="module")
+def hosted(lookout, stack):
+    lookout.create_project(ProjectName=PROJECT)
+    fill(lookout, stack.data_dir / "s3", PROJECT, "train", normal=14, anomalous=0, seed=0)
+    fill(lookout, stack.data_dir / "s3", PROJECT, "test", normal=4, anomalous=4, seed=100)
+    lookout.create_model(ProjectName=PROJECT, OutputConfig=OUTPUT)
+    assert wait_model(lookout, PROJECT)["Status"] == "TRAINED"
+    lookout.start_model(ProjectName=PROJECT, ModelVersion="1", MinInferenceUnits=1)
+    wait_status(lookout, PROJECT, "1", "HOSTED")
+    yield PROJECT
+    lookout.stop_model(ProjectName=PROJECT, ModelVersion="1")
+    wait_status(lookout, PROJECT, "1", "TRAINED")
+
+
+def headers_for(image_id: str, version: str = "1", content_type: str = "image/png") -> list[tuple[str, bytes]]:
+    return [("loupe-project", PROJECT.encode()), ("loupe-model-version", version.encode()),
+            ("content-type", content_type.encode()), ("loupe-image-id", image_id.encode())]
+
+
+class Stream:
+    """Produces ingest records and collects every result for them, keyed by source position."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.sent: dict[tuple[int, int], str] = {}
+        self.results: dict[tuple[int, int], list[dict]] = {}
+
+    async def __aenter__(self) -> Stream:
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, max_request_size=8 * 1024 * 1024)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                         fetch_max_wait_ms=20)
+        await self.producer.start()
+        await self.consumer.start()
+        partitions = [TopicPartition(RESULTS, p) for p in self.consumer.partitions_for_topic(RESULTS) or
+                      (await self._partitions())]
+        self.consumer.assign(partitions)
+        for tp, end in (await self.consumer.end_offsets(partitions)).items():
+            self.consumer.seek(tp, end)
+        return self
+
+    async def _partitions(self) -> set[int]:
+        await self.consumer._client.force_metadata_update()  # noqa: SLF001 - first use of the topic
+        return self.consumer.partitions_for_topic(RESULTS) or set()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+        await self.consumer.stop()
+
+    async def send(self, image_id: str, value: bytes, headers: list[tuple[str, bytes]] | None) -> None:
+        meta = await self.producer.send_and_wait(INGEST, value, headers=headers)
+        self.sent[(meta.partition, meta.offset)] = image_id
+
+    async def collect(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not set(self.sent) <= set(self.results):
+            batches = await self.consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    body = json.loads(record.value)
+                    source = body["source"]
+                    if source["topic"] == INGEST:
+                        self.results.setdefault((source["partition"], source["offset"]), []).append(body)
+
+    def outcome(self, image_id: str) -> dict:
+        [position] = [p for p, i in self.sent.items() if i == image_id]
+        [result] = self.results[position]
+        return result
+
+
+def test_every_image_gets_exactly_one_result(stack, hosted):
+    async def run() -> Stream:
+        async with Stream(stack.kafka_bootstrap) as stream:
+            for i in range(6):
+                await stream.send(f"normal-{i}", pattern_png(7000 + i), headers_for(f"normal-{i}"))
+                await stream.send(f"defect-{i}", pattern_png(7500 + i, defect=True), headers_for(f"defect-{i}"))
+            good = pattern_png(7100)
+            await stream.send("corrupt", good[: len(good) // 3], headers_for("corrupt"))
+            await stream.send("gif", b"GIF89a" + b"\0" * 200, headers_for("gif", content_type="image/gif"))
+            await stream.send("not-hosted", good, headers_for("not-hosted", version="9"))
+            await stream.send("garbage", b"\x00\x01 not json", None)
+            envelope = {"project": PROJECT, "model_version": "1", "image_id": "as-json",
+                        "image": base64.b64encode(pattern_png(7200)).decode()}
+            await stream.send("as-json", json.dumps(envelope).encode(), [("content-type", b"application/json")])
+            await stream.collect(timeout=90)
+            return stream
+
+    stream = asyncio.run(run())
+    assert set(stream.results) == set(stream.sent)
+    assert all(len(r) == 1 for r in stream.results.values())
+    for i in range(6):
+        normal, defect = stream.outcome(f"normal-{i}"), stream.outcome(f"defect-{i}")
+        assert normal["error_code"] == 0 and normal["data"]["DetectAnomalyResult"]["IsAnomalous"] is False
+        assert defect["error_code"] == 0 and defect["data"]["DetectAnomalyResult"]["IsAnomalous"] is True
+        assert defect["data"]["DetectAnomalyResult"]["AnomalyMask"]
+        assert normal["image_id"] == f"normal-{i}" and normal["project"] == PROJECT
+    assert stream.outcome("as-json")["data"]["DetectAnomalyResult"]["IsAnomalous"] is False
+    expected = {"corrupt": ("FILE_DECODING_FAILURE", 400), "gif": ("UNSUPPORTED_FILE_TYPES", 415),
+                "not-hosted": ("ERROR_RESOURCE_NOT_FOUND", 404), "garbage": ("ERROR_PARAMETERS", 400)}
+    for image_id, (code, status) in expected.items():
+        result = stream.outcome(image_id)
+        assert result["error_detail"]["code"] == code, result
+        assert result["error_code"] == status and result["error_detail"]["message"]
+    ids = [r[0]["request_id"] for r in stream.results.values()]
+    assert len(set(ids)) == len(ids)
+
+
+def test_worker_joins_and_dies_mid_stream(stack, hosted):
+    """A second worker started mid-stream takes partitions; killed (SIGKILL) mid-stream, its
+    partitions go back to the first worker: every image answered exactly once."""
+    images = [pattern_png(8000 + i % 20) for i in range(20)]
+    total = 240
+
+    async def run() -> tuple[Stream, set[str]]:
+        async with Stream(stack.kafka_bootstrap) as stream:
+            workers_seen: set[str] = set()
+            killed = False
+            added = None
+            for i in range(total):
+                await stream.send(f"img-{i}", images[i % 20], headers_for(f"img-{i}"))
+                if i == 20:
+                    added = await asyncio.to_thread(stack.add_worker)
+                await stream.collect(timeout=0.05)
+                workers_seen = {r[0]["worker"] for r in stream.results.values()}
+                if not killed and len(workers_seen) >= 2:
+                    await asyncio.to_thread(stack.stop_worker, added, kill=True)
+                    killed = True
+                await asyncio.sleep(0.03)
+            await stream.collect(timeout=120)
+            assert killed, "the second worker never answered an image"
+            return stream, workers_seen
+
+    stream, workers_seen = asyncio.run(run())
+    assert len(workers_seen) == 2
+    missing = set(stream.sent) - set(stream.results)
+    duplicated = {p: len(r) for p, r in stream.results.items() if len(r) > 1}
+    assert not missing, f"{len(missing)} images without a result"
+    assert not duplicated, duplicated
+    assert all(r[0]["error_code"] == 0 for r in stream.results.values())
+
+
+def test_detect_survives_the_death_of_one_of_two_units(stack, lookout, hosted):
+    extra = stack.add_worker()
+    lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=2)
+    deadline = time.monotonic() + 60
+    while "Hosted on 2 inference units" not in (
+            desc := lookout.describe_model(ProjectName=hosted, ModelVersion="1")["ModelDescription"])["StatusMessage"]:
+        assert time.monotonic() < deadline, desc
+        time.sleep(0.3)
+    client = make_client("lookoutvision", stack.endpoint_url)
+    image = pattern_png(7300)
+    started = threading.Event()
+
+    def call(_: int) -> bool:
+        started.set()
+        return client.detect_anomalies(ProjectName=hosted, ModelVersion="1", Body=image,
+                                       ContentType="image/png")["DetectAnomalyResult"]["IsAnomalous"]
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(call, i) for i in range(24)]
+        started.wait()
+        stack.stop_worker(extra, kill=True)
+        results = [f.result() for f in futures]
+    assert results == [False] * 24
+    deadline = time.monotonic() + 30
+    while "1 of 2" not in (desc := lookout.describe_model(ProjectName=hosted, ModelVersion="1")["ModelDescription"])[
+            "StatusMessage"]:
+        assert time.monotonic() < deadline, desc
+        time.sleep(0.3)
+    assert desc["Status"] == "HOSTED"
+    lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1)
