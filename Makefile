@@ -58,6 +58,7 @@ test-deploy: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tests/benchmarks/bench_control_plane.py
+	$(PY) tests/benchmarks/bench_inference.py
 
 clean:
 	rm -rf $(VENV) .loupe-data

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -125,6 +128,28 @@ def test_every_image_gets_exactly_one_result(stack, hosted):
         assert result["error_code"] == status and result["error_detail"]["message"]
     ids = [r[0]["request_id"] for r in stream.results.values()]
     assert len(set(ids)) == len(ids)
+
+
+def test_loupe_ingest_command(stack, hosted, tmp_path):
+    folder = tmp_path / "incoming"
+    (folder / "line-1").mkdir(parents=True)
+    for i in range(3):
+        (folder / "line-1" / f"ok-{i}.png").write_bytes(pattern_png(7600 + i))
+    (folder / "scratch.png").write_bytes(pattern_png(7700, defect=True))
+    (folder / "broken.png").write_bytes(pattern_png(7800)[:300])
+    out = tmp_path / "results.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "loupe_cli", "ingest", str(folder), "--project", hosted, "--model", "1",
+         "--bootstrap", stack.kafka_bootstrap, "--output", str(out), "--timeout", "60"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = {row["image_id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert set(lines) == {"line-1/ok-0.png", "line-1/ok-1.png", "line-1/ok-2.png", "scratch.png", "broken.png"}
+    assert [lines[f"line-1/ok-{i}.png"]["status"] for i in range(3)] == ["normal"] * 3
+    assert lines["scratch.png"]["status"] == "anomalous"
+    assert lines["broken.png"]["status"] == "error" and "FILE_DECODING_FAILURE" in json.dumps(lines["broken.png"])
+    assert "FILE_DECODING_FAILURE" in done.stdout
 
 
 def test_worker_joins_and_dies_mid_stream(stack, hosted):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -30,12 +30,20 @@ from .connection import Uploaded, UploadFailure
 from .folders import FolderError, ScanResult
 from .importer import BatchOutcome, DatasetWaitTimeout, ImportHooks, ImportSummary, ProjectNotFound, run_import
 
+if TYPE_CHECKING:  # `loupe ingest` imports Kafka and loupe_common only when it runs
+    from .ingest import FolderScan, IngestReport, NotSent, Outcome
+
 MAX_LISTED_FAILURES = 20
 
 app = typer.Typer(help="Loupe, a self-hosted Amazon Lookout for Vision.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Work with project datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    RateColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
 
 class DatasetType(str, Enum):
     train = "train"
@@ -71,16 +79,7 @@ class RichHooks(ImportHooks):
         )
 
     def upload_started(self, total: int) -> None:
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            RateColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-        )
+        self.progress = progress_bar(self.console)
         self.progress.start()
         self.task = self.progress.add_task("Uploading", total=total)
 
@@ -275,3 +274,149 @@ def train_model(
     console.print(desc.get("StatusMessage", ""))
     if summary.get("artifacts"):
         console.print(f"Report: {connection.endpoint_url}{summary['artifacts']['report.html']}", soft_wrap=True)
+
+
+class RichIngestHooks:
+    """Renders `loupe ingest` progress (the ingest.IngestHooks callbacks): one bar while images
+    are published, a second while their results come back."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def images_found(self, scan: FolderScan) -> None:
+        n = len(scan.others)
+        other = f", ignoring {n} other file{'' if n == 1 else 's'}" if n else ""
+        self.console.print(f"Found {len(scan.images)} images{other}.")
+
+    def _bar(self, description: str, total: int) -> None:
+        if self.progress is None:
+            self.progress = progress_bar(self.console)
+            self.progress.start()
+        self.task = self.progress.add_task(description, total=total)
+
+    def publish_started(self, total: int) -> None:
+        self._bar("Publishing", total)
+
+    def image_done(self, image_id: str, not_sent: NotSent | None, failed: bool) -> None:
+        assert self.progress is not None and self.task is not None
+        if not_sent is not None:
+            mark = "[red]✗[/]" if failed else "[yellow]skipped[/]"
+            self.progress.console.print(f"{mark} {image_id}: {not_sent.reason}")
+        self.progress.advance(self.task)
+
+    def publish_finished(self) -> None: ...
+
+    def results_started(self, expected: int) -> None:
+        self._bar("Results", expected)
+
+    def result_received(self, outcome: Outcome) -> None:
+        assert self.progress is not None and self.task is not None
+        self.progress.advance(self.task)
+
+    def results_finished(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def render_ingest_summary(console: Console, report: IngestReport) -> None:
+    summary = report.summary
+    table = Table(title=f"Ingest into {report.project} model {report.model_version}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("Images found", str(len(report.image_ids)))
+    if report.skipped:
+        table.add_row("Skipped (not sent)", Text(str(len(report.skipped)), style="yellow"))
+    if report.failed:
+        table.add_row("Failed to send", Text(str(len(report.failed)), style="red"))
+    table.add_row("Sent", str(report.sent))
+    table.add_row("Normal", str(summary.normal))
+    table.add_row("Anomalous", str(summary.anomalous))
+    for (error_code, code), count in sorted(summary.errors.items()):
+        table.add_row(f"Error {error_code} {code}", Text(str(count), style="red"))
+    if summary.duplicates:
+        table.add_row("Duplicate results (ignored)", str(summary.duplicates))
+    table.add_row("No result", Text(str(len(summary.missing)), style="red" if summary.missing else ""))
+    console.print(table)
+
+    errors = [o for o in summary.outcomes if o.status == "error"]
+    if errors:
+        listed = Table(title=f"Images with errors (first {MAX_LISTED_FAILURES})" if len(errors) >
+                       MAX_LISTED_FAILURES else "Images with errors")
+        listed.add_column("Image")
+        listed.add_column("Code", style="red")
+        listed.add_column("Message")
+        for outcome in sorted(errors, key=lambda o: o.image_id)[:MAX_LISTED_FAILURES]:
+            listed.add_row(outcome.image_id, outcome.code, outcome.message)
+        console.print(listed)
+    if summary.missing:
+        shown = ", ".join(summary.missing[:MAX_LISTED_FAILURES])
+        extra = len(summary.missing) - MAX_LISTED_FAILURES
+        more = f" and {extra} more" if extra > 0 else ""
+        console.print(f"[red]No result within the timeout for:[/] {shown}{more}")
+
+
+@app.command("ingest")
+def ingest_folder(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR",
+            help="Folder of .png/.jpg images (searched recursively).",
+            exists=True,
+            file_okay=False,
+            dir_okay=True,
+        ),
+    ],
+    project: Annotated[str, typer.Option("--project", "-p", help="Project name.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model version to score with (it must be hosted).")
+    ],
+    timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for results after the last image is sent.")
+    ] = 120.0,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", dir_okay=False, help="Write one JSON line per image (without the mask)."
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(help="Kafka bootstrap servers (default LOUPE_KAFKA_BOOTSTRAP or 127.0.0.1:9092)."),
+    ] = None,
+) -> None:
+    """Score a folder of images through the Kafka ingest topic and summarise the results."""
+    from aiokafka.errors import KafkaError
+
+    from .ingest import IngestError, check_target, resolve_settings, run_ingest, write_jsonl
+
+    console = Console()
+    try:
+        check_target(project, model)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--project/--model") from None
+    try:
+        settings = resolve_settings(bootstrap)
+    except ValueError as exc:  # pydantic's ValidationError: a malformed LOUPE_* variable
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        report = run_ingest(directory, project, model, settings=settings, timeout=timeout,
+                            hooks=RichIngestHooks(console))
+    except FolderError as exc:
+        raise typer.BadParameter(str(exc), param_hint="DIR") from None
+    except (IngestError, KafkaError) as exc:
+        console.print(f"[red]error:[/] {exc} (bootstrap {settings.kafka_bootstrap})")
+        raise typer.Exit(1) from None
+    render_ingest_summary(console, report)
+    if output is not None:
+        try:
+            write_jsonl(output, report)
+        except OSError as exc:
+            console.print(f"[red]error:[/] cannot write {output}: {exc.strerror or exc}")
+            raise typer.Exit(1) from None
+        console.print(f"Wrote {len(report.image_ids)} lines to {output}")
+    raise typer.Exit(report.exit_code)

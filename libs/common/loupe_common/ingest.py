@@ -31,6 +31,7 @@ H_IMAGE_ID = "loupe-image-id"
 H_CONTENT_TYPE = "content-type"
 
 IMAGE_TYPES = ("image/png", "image/jpeg")
+MAX_IMAGE_ID = 1024
 _PROJECT = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_\-]{0,254}$")
 _VERSION = re.compile(r"^[1-9][0-9]{0,9}$")
 _NAMESPACE = uuid.UUID("5b0a3e5e-7c1d-4f43-9d0c-6c6f75706521")
@@ -76,11 +77,11 @@ def _text(value: bytes | str | None) -> str | None:
 def image_id_of(value: bytes | None, headers: dict[str, bytes]) -> str | None:
     """The producer's image id, best effort (also for records that fail to parse)."""
     if H_IMAGE_ID in headers:
-        return _text(headers[H_IMAGE_ID])
+        return (_text(headers[H_IMAGE_ID]) or "")[:MAX_IMAGE_ID]
     if value and value[:1] == b"{":
         try:
             found = json.loads(value).get("image_id")
-            return str(found) if found is not None else None
+            return str(found)[:MAX_IMAGE_ID] if found is not None else None
         except (ValueError, AttributeError):
             return None
     return None
@@ -92,7 +93,7 @@ def parse(value: bytes | None, headers: dict[str, bytes]) -> IngestImage:
         fields: dict[str, Any] = {
             "project": _text(headers.get(H_PROJECT)),
             "model_version": _text(headers.get(H_MODEL_VERSION)),
-            "image_id": _text(headers.get(H_IMAGE_ID)),
+            "image_id": image_id_of(None, headers),
             "content_type": content_type or None,
         }
         data = value or b""
@@ -131,7 +132,7 @@ def parse(value: bytes | None, headers: dict[str, bytes]) -> IngestImage:
     if declared is not None and str(declared).lower() not in IMAGE_TYPES:
         raise IngestRejected("UNSUPPORTED_FILE_TYPES", f"content type '{declared}' is not image/png or image/jpeg")
     image_id = fields.get("image_id")
-    return IngestImage(project, version, None if image_id is None else str(image_id)[:1024],
+    return IngestImage(project, version, None if image_id is None else str(image_id)[:MAX_IMAGE_ID],
                        None if declared is None else str(declared).lower(), data, ref)
 
 

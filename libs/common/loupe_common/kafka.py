@@ -83,16 +83,19 @@ def register_group_join() -> GroupJoin:
     return join
 
 
-def service_subscriber_options(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
+def service_subscriber_options(
+    settings: Settings, group_id: str, *, background: bool = False, **extra: Any
+) -> dict[str, Any]:
     """Options for a service's work subscriber: a consumer group, start from the beginning of the
-    topic for a new group, and commit only after the handler finished (a crash replays)."""
+    topic for a new group, and commit only after the handler finished (a crash replays).
+    `background`: off the request path, so idle fetches may wait longer."""
     join = register_group_join()
     return {
         "group_id": group_id,
         "listener": join,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.ACK,
-        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "fetch_max_wait_ms": settings.kafka_idle_fetch_max_wait_ms if background else settings.kafka_fetch_max_wait_ms,
         # Kafka's minimum; a shorter session also makes group joins finish sooner (Tansu
         # completes a join after half the session timeout).
         "session_timeout_ms": 6000,

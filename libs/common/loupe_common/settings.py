@@ -35,10 +35,18 @@ class Settings(BaseSettings):
     )
     kafka_max_message_bytes: int = 4 * 1024 * 1024
     kafka_fetch_max_wait_ms: int = Field(
-        5,
+        10,
         ge=1,
-        description="Longest wait of an idle fetch. Tansu answers a fetch only when this expires, so "
-        "locally it bounds request/reply latency; real Kafka answers as soon as data arrives (use 500).",
+        description="Longest wait of an idle fetch on the request path. Tansu answers an empty fetch only "
+        "when this expires, so locally it bounds request/reply latency, while shorter waits load the broker "
+        "(10 ms measured best on 2 cores); real Kafka answers as soon as data arrives (use 500).",
+    )
+    kafka_idle_fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        description="The same for consumers off the request path (jobs, heartbeats, assignment tables, "
+        "ingest): every idle fetch costs the broker work, and on a small machine that work slows the "
+        "request path (measured in tests/benchmarks/bench_inference.py).",
     )
     topic_partitions: int = Field(6, ge=1, description="Partitions for work topics (caps consumers).")
     topic_replication: int = Field(1, ge=1)

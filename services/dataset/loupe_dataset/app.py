@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @broker.subscriber(
         DATASET_JOBS,
-        **service_subscriber_options(settings, "loupe-dataset-jobs", max_poll_interval_ms=60 * 60 * 1000),
+        **service_subscriber_options(settings, "loupe-dataset-jobs", background=True, max_poll_interval_ms=60 * 60 * 1000),
         no_reply=True,
     )
     async def on_job(job: m.DatasetJob, state: State) -> None:

@@ -27,7 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
         rpc = RequestClient(broker, settings, replies)
         routes = RouteTable()
         broker.subscriber(HOSTING_ASSIGNMENTS, auto_offset_reset="latest",
-                          fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, no_reply=True)(routes.update)
+                          fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)(routes.update)
         await broker.start()
         app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings), routes=routes)
         try:

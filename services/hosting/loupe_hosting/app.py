@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         return await answer(dispatch(state, cmd), service="hosting", command=cmd)
 
     @broker.subscriber(WORKER_HEARTBEATS, auto_offset_reset="latest",
-                       fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, no_reply=True)
+                       fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)
     async def on_heartbeat(beat: m.WorkerHeartbeat, state: State) -> None:
         known = set(state.fleet.heartbeats)
         previous = state.fleet.heartbeats.get(beat.worker_id)

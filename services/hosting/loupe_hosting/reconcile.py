@@ -120,6 +120,7 @@ class Reconciler:
             # Workers and gateways learn HOSTED before DescribeModel says so: a caller that saw
             # HOSTED finds the model routable.
             await self.publish_table()
+            await asyncio.sleep(2 * self.state.settings.kafka_idle_fetch_max_wait_ms / 1000)
         cmd = Command(request_id=f"hosting-{self.generation}")
         await set_status(self.state, cmd, doc["project_name"], doc["model_version"], status, from_statuses, message)
         if status != doc["status"]:

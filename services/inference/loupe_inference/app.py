@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     tasks: list[asyncio.Task] = []
 
     @broker.subscriber(HOSTING_ASSIGNMENTS, auto_offset_reset="latest",
-                       fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, no_reply=True)
+                       fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)
     async def on_table(table: AssignmentTable) -> None:
         if workers:
             workers[0].on_table(table)

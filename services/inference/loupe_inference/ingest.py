@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from loupe_common import ingest
@@ -75,7 +76,7 @@ class IngestConsumer:
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=300_000,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
             max_partition_fetch_bytes=settings.kafka_max_message_bytes + 65536,
             fetch_max_bytes=settings.kafka_max_message_bytes * 2,
         )
@@ -129,14 +130,38 @@ class IngestConsumer:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
             for tp, records in batches.items():
                 answered = self._answered.get(tp.partition, set())
-                for record in records:
-                    if record.offset in answered:
-                        continue
-                    await self._publish(record, await self._outcome(record))
+                done: set[int] = set()
+                try:
+                    for record in records:
+                        if record.offset not in answered:
+                            await self._answer(record)
+                            done.add(record.offset)
+                except Exception:  # noqa: BLE001 - e.g. the broker unreachable: retry the rest later
+                    log.exception("ingest batch on %s failed; retrying it", tp)
+                    self._answered.setdefault(tp.partition, set()).update(done)  # not answered twice
+                    self._consumer.seek(tp, records[0].offset)
+                    await asyncio.sleep(1)
+                    continue
                 try:
                     await self._consumer.commit({tp: records[-1].offset + 1})
                 except Exception as exc:  # noqa: BLE001 - rebalanced: the next owner skips what we answered
                     log.warning("ingest commit of %s failed (%s)", tp, exc.__class__.__name__)
+
+    async def _answer(self, record: ConsumerRecord) -> None:
+        envelope = await self._outcome(record)
+        try:
+            await self._publish(record, envelope)
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False):
+                raise  # the batch is not committed: redelivered and answered later
+            # e.g. a result larger than the broker accepts: the image still gets one outcome.
+            log.warning("result for %s/%s not publishable (%s); sending an error result",
+                        record.partition, record.offset, exc.__class__.__name__)
+            position = ingest.Position(record.topic, record.partition, record.offset)
+            await self._publish(record, ingest.result_envelope(
+                position, image_id=envelope.get("image_id"), project_name=envelope.get("project"),
+                model_version=envelope.get("model_version"), code="SERVICE_INTERNAL_ERROR",
+                message=f"The result could not be published ({exc.__class__.__name__})"))
 
     async def _publish(self, record: ConsumerRecord, envelope: dict) -> None:
         envelope["worker"] = self._settings.instance_id  # which worker answered (operations, tests)

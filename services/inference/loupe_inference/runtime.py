@@ -56,6 +56,9 @@ class ModelRuntime:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle pool threads would spin after each run, taking cores from the gateway and the broker
+        # on the same machine; measured in tests/benchmarks/bench_inference.py.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.sidecar = sidecar

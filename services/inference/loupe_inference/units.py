@@ -101,8 +101,14 @@ class ModelUnit:
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
             for tp, records in batches.items():
-                for record in records:
-                    await self._answer(record)
+                try:
+                    for record in records:
+                        await self._answer(record)
+                except Exception:  # noqa: BLE001 - e.g. the broker unreachable: redo the batch later
+                    log.exception("requests on %s failed; retrying them", tp)
+                    self._consumer.seek(tp, records[0].offset)
+                    await asyncio.sleep(1)
+                    continue
                 await self._commit(tp, records[-1].offset + 1)
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:

@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @broker.subscriber(
         TRAINING_JOBS,
-        **service_subscriber_options(settings, "loupe-training-jobs", max_poll_interval_ms=TRAINING_MAX_POLL_MS),
+        **service_subscriber_options(settings, "loupe-training-jobs", background=True, max_poll_interval_ms=TRAINING_MAX_POLL_MS),
         no_reply=True,
     )
     async def on_job(job: m.TrainingJob, state: State) -> None:
