@@ -31,9 +31,7 @@ async def main(folder: Path, project: str, model: str, bootstrap: str, timeout: 
     # No consumer group: we pick the partitions and offsets ourselves.
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 max_partition_fetch_bytes=limit + 65536)
-    # Loupe creates its topics; never let a typo create a one-partition topic.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=limit,
-                                allow_auto_create_topics=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=limit)
     await consumer.start()
     await producer.start()
     try:

@@ -184,6 +184,12 @@ def test_start_while_training_and_stop_when_not_hosted(lookout, stack):
     with pytest.raises(ClientError) as excinfo:  # trained but not hosted
         detect(lookout, project, pattern_png(1))
     assert code_of(excinfo) == ("ConflictException", 409)
+    # An unreadable artifact: hosting fails with the reason, and the version can be deleted.
+    (stack.data_dir / "blobs" / "models" / project / "1" / "model.onnx").write_bytes(b"not a model")
+    lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)
+    desc = wait_status(lookout, project, "1", "HOSTING_FAILED")
+    assert "cannot load model version 1" in desc["StatusMessage"], desc
+    lookout.delete_model(ProjectName=project, ModelVersion="1")
 
 
 def test_client_token_makes_start_idempotent(lookout, hosted):

@@ -321,8 +321,6 @@ def _producer(settings: Settings) -> AIOKafkaProducer:
         max_request_size=settings.kafka_max_message_bytes,
         enable_idempotence=settings.kafka_idempotent_producer,
         linger_ms=0,
-        # Loupe creates its topics with their partition counts; never a 1-partition default.
-        allow_auto_create_topics=False,
     )
 
 
