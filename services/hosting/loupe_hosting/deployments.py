@@ -116,6 +116,3 @@ async def resolve_deployment(state: HostingState, cmd: ResolveDeployment) -> Rep
     raise conflict(ResourceType.MODEL, f"{cmd.project_name}/{version}",
                    f"Model version {version} is {described['Status']}, not HOSTED; start it with StartModel "
                    "and wait for HOSTED")
-
-
-__all__ = ["start_model", "stop_model", "resolve_deployment", "set_status", "HOSTING_FAILED"]

@@ -31,7 +31,6 @@ from loupe_common.images import CONTENT_TYPES, MAX_IMAGE_BYTES, MAX_SIDE, MIN_SI
 
 from ..auth import signed_body
 from ..context import Gateway, GatewayDep, RequestId
-from ..responses import reply_response
 from ..validation import build
 
 # Read a little past the limit so an oversized image gets the size error, not a generic one.
@@ -146,6 +145,3 @@ async def detect_native(gw: GatewayDep, rid: RequestId, request: Request, projec
         raise AilabError(code, err.error.message) from None
     status, envelope = ailab_envelope(request_id=rid, data=result)
     return JSONResponse(envelope, status_code=status)
-
-
-__all__ = ["router", "native_router", "reply_response"]
