@@ -30,6 +30,16 @@ class Rejection(StrEnum):
     TOO_LARGE = "too_large"
 
 
+# How each rejection reads on Loupe-native routes and ingest results (AILabTools codes).
+AILAB_CODES_FOR = {
+    Rejection.TOO_LARGE_FILE: "FILE_SIZE_EXCEEDS_LIMIT",
+    Rejection.UNSUPPORTED_TYPE: "UNSUPPORTED_FILE_TYPES",
+    Rejection.CORRUPT: "FILE_DECODING_FAILURE",
+    Rejection.TOO_SMALL: "ERROR_LOW_RESOLUTION",
+    Rejection.TOO_LARGE: "ERROR_HIGH_RESOLUTION",
+}
+
+
 class ImageRejected(ValueError):
     def __init__(self, reason: Rejection, message: str) -> None:
         super().__init__(message)
@@ -85,7 +95,7 @@ def decode_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=[fmt])
             width, height = img.size
-            _check_sides(width, height)
+            check_sides(width, height)
             img.load()
     except ImageRejected:
         raise
@@ -97,7 +107,7 @@ def decode_image(
     return ImageInfo(fmt, width, height, len(data), sha), img
 
 
-def _check_sides(width: int, height: int) -> None:
+def check_sides(width: int, height: int) -> None:
     if width < MIN_SIDE or height < MIN_SIDE:
         raise ImageRejected(
             Rejection.TOO_SMALL, f"image is {width}x{height}; the minimum is {MIN_SIDE}x{MIN_SIDE}"

@@ -45,7 +45,7 @@ async def _version(state: HostingState, cmd: StartModel | StopModel | ResolveDep
     return described["ModelDescription"]["ModelVersion"]
 
 
-def _units_text(units: int) -> str:
+def units_text(units: int) -> str:
     return f"{units} inference unit{'s' if units != 1 else ''}"
 
 
@@ -64,15 +64,15 @@ async def start_model(state: HostingState, cmd: StartModel) -> Reply:
             if (current["min_units"], current.get("max_units")) == units:
                 raise conflict(ResourceType.MODEL, f"{cmd.project_name}/{version}",
                                f"Model version {version} is already {current['status']} with "
-                               f"{_units_text(units[0])}")
+                               f"{units_text(units[0])}")
             # A resize: the running units keep serving while units are added or removed.
-            message = f"Resizing to {_units_text(units[0])}"
+            message = f"Resizing to {units_text(units[0])}"
             moved = await set_status(state, cmd, cmd.project_name, version, current["status"],
                                      [current["status"]], message, units, hint="; try again")
             await state.deployments.update_one({"_id": key}, {"$set": {
                 "min_units": units[0], "max_units": units[1], "status_message": message}})
             return Reply.success({"Status": moved["Status"]}, status=202)
-        message = f"Starting on {_units_text(units[0])}"
+        message = f"Starting on {units_text(units[0])}"
         moved = await set_status(state, cmd, cmd.project_name, version, STARTING, [TRAINED, HOSTING_FAILED],
                                  message, units, hint="; only a TRAINED model version can be started")
         topic = model_request_topic(cmd.project_name, version)

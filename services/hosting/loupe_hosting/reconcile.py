@@ -22,15 +22,11 @@ from loupe_common.hosting_messages import (
 )
 from loupe_common.messages import Command
 
-from .deployments import set_status
+from .deployments import set_status, units_text
 from .scheduler import assign
 from .store import HostingState
 
 log = logging.getLogger("loupe.hosting")
-
-
-def _units(n: int) -> str:
-    return f"{n} inference unit{'s' if n != 1 else ''}"
 
 
 class Reconciler:
@@ -103,10 +99,10 @@ class Reconciler:
     def _serving_text(doc: dict, ready: int) -> str:
         wanted = doc["min_units"]
         if ready >= wanted:
-            return f"Hosted on {_units(ready)}"
+            return f"Hosted on {units_text(ready)}"
         if ready == 0:
             return f"Hosted, but no inference unit is serving it now (wanted {wanted}); requests wait for one"
-        return f"Hosted on {ready} of {_units(wanted)} (not enough live inference workers for the rest)"
+        return f"Hosted on {ready} of {units_text(wanted)} (not enough live inference workers for the rest)"
 
     async def _note(self, doc: dict, message: str) -> None:
         """Keep DescribeModel's StatusMessage true to what is serving, without changing the status."""

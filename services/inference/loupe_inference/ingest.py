@@ -22,7 +22,7 @@ from aiokafka.structs import TopicPartition
 from loupe_common import ingest
 from loupe_common.buckets import BucketError, open_buckets, read_file
 from loupe_common.hosting_messages import HOSTED, AssignmentTable
-from loupe_common.images import MAX_IMAGE_BYTES, ImageRejected, Rejection
+from loupe_common.images import AILAB_CODES_FOR, MAX_IMAGE_BYTES, ImageRejected
 from loupe_common.kafka import GroupJoin, register_group_join
 from loupe_common.settings import Settings
 from loupe_common.topics import INGEST, INGEST_RESULTS, model_key
@@ -34,14 +34,6 @@ log = logging.getLogger("loupe.inference.ingest")
 BATCH = 16
 LOOKBACK = 16 * BATCH  # results read back per partition on assignment (covers an uncommitted batch)
 GROUP = "loupe-ingest"
-
-REJECTION_CODES = {
-    Rejection.TOO_LARGE_FILE: "FILE_SIZE_EXCEEDS_LIMIT",
-    Rejection.UNSUPPORTED_TYPE: "UNSUPPORTED_FILE_TYPES",
-    Rejection.CORRUPT: "FILE_DECODING_FAILURE",
-    Rejection.TOO_SMALL: "ERROR_LOW_RESOLUTION",
-    Rejection.TOO_LARGE: "ERROR_HIGH_RESOLUTION",
-}
 
 
 class _Assignment(ConsumerRebalanceListener):
@@ -194,7 +186,7 @@ class IngestConsumer:
         except ingest.IngestRejected as exc:
             code, message = exc.code, exc.message
         except ImageRejected as exc:
-            code, message = REJECTION_CODES[exc.reason], str(exc)
+            code, message = AILAB_CODES_FOR[exc.reason], str(exc)
         except ModelLoadError as exc:
             code, message = "SERVICE_INTERNAL_ERROR", str(exc)
         except Exception as exc:  # noqa: BLE001 - every record gets an outcome, even an unexpected one

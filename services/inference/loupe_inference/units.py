@@ -8,7 +8,7 @@ import asyncio
 import logging
 from contextlib import suppress
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.structs import TopicPartition
 
 from loupe_common.blobs import BlobNotFound, BlobStore
@@ -24,6 +24,7 @@ from loupe_common.hosting_messages import (
     HostedModel,
 )
 from loupe_common.images import ImageRejected
+from loupe_common.kafka import GroupJoin
 from loupe_common.messages import Reply
 from loupe_common.settings import Settings
 from loupe_common.topics import model_group
@@ -33,17 +34,6 @@ from .models import ModelCache
 
 log = logging.getLogger("loupe.inference.units")
 BATCH = 8  # records per fetch; the batch's offsets are committed after all its replies are out
-
-
-class _Joined(ConsumerRebalanceListener):
-    def __init__(self) -> None:
-        self.joined = False
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        self.joined = False
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        self.joined = True
 
 
 def _header(headers: dict[str, bytes], name: str) -> str | None:
@@ -60,7 +50,7 @@ class ModelUnit:
         self._cache = cache
         self._producer = producer
         self._blobs = blobs
-        self._joined = _Joined()
+        self._joined = GroupJoin()  # not registered: a unit does not gate the worker's /ready
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
 

@@ -27,7 +27,7 @@ from loupe_common.hosting_messages import (
     H_THRESHOLD,
     ResolveDeployment,
 )
-from loupe_common.images import CONTENT_TYPES, MAX_IMAGE_BYTES, MAX_SIDE, MIN_SIDE, sniff_format
+from loupe_common.images import CONTENT_TYPES, MAX_IMAGE_BYTES, MAX_SIDE, ImageRejected, check_sides, sniff_format
 
 from ..auth import signed_body
 from ..context import Gateway, GatewayDep, RequestId
@@ -68,10 +68,10 @@ def check_image(content_type: str | None, body: bytes) -> str:
         raise validation(f"The image has too many pixels; the maximum is {MAX_SIDE}x{MAX_SIDE}") from None
     except Exception as exc:  # noqa: BLE001 - a damaged header
         raise validation(f"The image could not be decoded ({exc})") from None
-    if width < MIN_SIDE or height < MIN_SIDE:
-        raise validation(f"The image is {width}x{height}; the minimum is {MIN_SIDE}x{MIN_SIDE}")
-    if width > MAX_SIDE or height > MAX_SIDE:
-        raise validation(f"The image is {width}x{height}; the maximum is {MAX_SIDE}x{MAX_SIDE}")
+    try:
+        check_sides(width, height)
+    except ImageRejected as exc:
+        raise validation(f"The {exc}") from None
     return declared
 
 

@@ -13,7 +13,7 @@ from starlette.formparsers import MultiPartException
 
 from loupe_common import dataset_messages as dm
 from loupe_common.errors import AilabError, ailab_envelope
-from loupe_common.images import MAX_IMAGE_BYTES, ImageRejected, Rejection, inspect_image
+from loupe_common.images import AILAB_CODES_FOR, MAX_IMAGE_BYTES, ImageRejected, inspect_image
 from loupe_common.topics import DATASET_COMMANDS
 
 from ..auth import signed_body
@@ -25,14 +25,6 @@ IMAGE_TYPES = {"image/png", "image/jpeg"}
 
 router = APIRouter(prefix="/loupe/v1")
 Body = Annotated[bytes, Depends(signed_body(UPLOAD_BODY_LIMIT))]
-
-_REJECTION_CODES = {
-    Rejection.TOO_LARGE_FILE: "FILE_SIZE_EXCEEDS_LIMIT",
-    Rejection.UNSUPPORTED_TYPE: "UNSUPPORTED_FILE_TYPES",
-    Rejection.CORRUPT: "FILE_DECODING_FAILURE",
-    Rejection.TOO_SMALL: "ERROR_LOW_RESOLUTION",
-    Rejection.TOO_LARGE: "ERROR_HIGH_RESOLUTION",
-}
 
 
 async def _image_from_request(request: Request, body: bytes) -> tuple[bytes, str | None]:
@@ -64,7 +56,7 @@ async def upload_image(gw: GatewayDep, rid: RequestId, request: Request, project
     try:
         await asyncio.to_thread(inspect_image, data)
     except ImageRejected as exc:
-        raise AilabError(_REJECTION_CODES[exc.reason], str(exc)) from None
+        raise AilabError(AILAB_CODES_FOR[exc.reason], str(exc)) from None
     upload_key = f"transfer/uploads/{uuid.uuid4().hex}"
     await gw.blobs.put(upload_key, data)
     cmd = build(
