@@ -50,6 +50,7 @@ class ServiceError(BaseModel):
     resource_id: str | None = None
     resource_type: ResourceType | None = None
     quota_code: str | None = None
+    service_code: str = "lookoutvision"
 
 
 class LoupeError(Exception):
@@ -61,6 +62,7 @@ class LoupeError(Exception):
         resource_id: str | None = None,
         resource_type: ResourceType | None = None,
         quota_code: str | None = None,
+        service_code: str = "lookoutvision",
     ) -> None:
         super().__init__(message)
         self.error = ServiceError(
@@ -69,6 +71,7 @@ class LoupeError(Exception):
             resource_id=resource_id,
             resource_type=resource_type,
             quota_code=quota_code,
+            service_code=service_code,
         )
 
     @classmethod
@@ -79,6 +82,7 @@ class LoupeError(Exception):
             resource_id=err.resource_id,
             resource_type=err.resource_type,
             quota_code=err.quota_code,
+            service_code=err.service_code,
         )
 
     @property
@@ -113,7 +117,7 @@ def aws_error_response(err: ServiceError) -> tuple[int, dict[str, str], dict[str
         body["ResourceType"] = err.resource_type.value
     if err.code is ErrorCode.QUOTA_EXCEEDED:
         body["QuotaCode"] = err.quota_code or "L-LOUPE"
-        body["ServiceCode"] = "lookoutvision"
+        body["ServiceCode"] = err.service_code
     if err.code in (ErrorCode.THROTTLING, ErrorCode.INTERNAL):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return status, headers, body

@@ -143,11 +143,16 @@ def result_envelope(
     project_name: str | None = None,
     model_version: str | None = None,
     detection: dict | None = None,
+    human_loop: dict | None = None,
     code: str = "",
     message: str = "",
 ) -> dict[str, Any]:
-    _, body = ailab_envelope(request_id=position.request_id, code=code, message=message,
-                             data={"DetectAnomalyResult": detection} if detection is not None else None)
+    data = None
+    if detection is not None:
+        data = {"DetectAnomalyResult": detection}
+        if human_loop is not None:
+            data["HumanLoopActivationOutput"] = human_loop
+    _, body = ailab_envelope(request_id=position.request_id, code=code, message=message, data=data)
     body["image_id"] = image_id
     body["project"] = project_name
     body["model_version"] = model_version

@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     max_inference_units: int = Field(
         0, ge=0, description="Largest MinInferenceUnits/MaxInferenceUnits; 0 = topic_partitions"
     )
+    # Human review
+    max_active_human_loops: int = Field(
+        1000, ge=1, description="Active (InProgress/Stopping) human loops per flow definition; more is "
+        "ServiceQuotaExceededException. A flow definition's MaxActiveHumanLoops can only lower it.",
+    )
+    human_loop_bucket: str = Field("loupe-human-loops", description="Default OutputConfig.S3OutputPath bucket")
+    review_session_hours: float = Field(12.0, gt=0, description="How long a reviewer stays signed in")
+    activation_table_seconds: float = Field(2.0, gt=0, description="How often the activation table is re-sent")
+
     instance_id: str = Field(default_factory=_default_instance_id, pattern=r"^[a-z0-9-]{1,80}$")
     log_level: str = "INFO"
 

@@ -24,6 +24,9 @@ HOSTING_ASSIGNMENTS = "loupe.hosting.assignments"
 WORKER_HEARTBEATS = "loupe.inference.heartbeats"
 INGEST = "loupe.ingest"
 INGEST_RESULTS = "loupe.ingest.results"
+HUMAN_LOOP_COMMANDS = "loupe.humanloop.commands"
+HUMAN_LOOP_EVENTS = "loupe.humanloop.events"
+HUMAN_LOOP_ACTIVATIONS = "loupe.humanloop.activations"
 REPLY_PREFIX = "loupe.replies."
 MODEL_REQUESTS_PREFIX = "loupe.inference.requests."
 
@@ -96,6 +99,27 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumers="users' consumers, `loupe ingest`",
         carries="one AILabTools envelope per ingest message, in the same partition number as the "
         "image it answers (the worker reads it back to suppress duplicates after a crash)",
+    ),
+    TopicSpec(
+        HUMAN_LOOP_COMMANDS,
+        producers="gateway (A2I runtime, flow definitions, reviewers, review page), inference workers "
+        "(loops started by activation conditions)",
+        consumers="human-loop (group loupe-human-loop)",
+        carries="human loop, flow definition and review commands; key = loop or flow definition name",
+    ),
+    TopicSpec(
+        HUMAN_LOOP_ACTIVATIONS,
+        producers="human-loop",
+        consumers="inference workers (no group: every worker reads every table)",
+        carries="the activation table (which flow definition reviews which model's results, on which "
+        "conditions), re-sent every few seconds and on change",
+        partitioned=False,
+    ),
+    TopicSpec(
+        HUMAN_LOOP_EVENTS,
+        producers="human-loop",
+        consumers="users' consumers",
+        carries="every human loop status change (AILabTools envelope); key = loop name",
     ),
 )
 

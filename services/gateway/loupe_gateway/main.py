@@ -14,7 +14,7 @@ from loupe_common.topics import HOSTING_ASSIGNMENTS, reply_topic
 
 from .context import Gateway
 from .responses import RequestIdMiddleware, install_error_handlers
-from .routes import detect, health, lookout, models, native
+from .routes import detect, health, human_loops, lookout, models, native, review
 from .routing import RouteTable
 
 
@@ -51,4 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(detect.native_router)
     app.include_router(native.router)
     app.include_router(models.router)
+    app.include_router(human_loops.router)
+    app.include_router(review.admin)
+    app.include_router(review.page)
     return app

@@ -2,10 +2,12 @@
 
 Handlers:
   loupe.hosting.assignments -> on_table (no group: every worker reads every table)
+  loupe.humanloop.activations -> on_activations (which detections start a human loop)
   loupe.inference.requests.<project>.<version> -> ModelUnit (one consumer group per model version)
   loupe.ingest -> IngestConsumer (group loupe-ingest), results to loupe.ingest.results
 Publishes: loupe.inference.heartbeats every heartbeat interval; DetectAnomalies replies to the
-requesting gateway's reply topic.
+requesting gateway's reply topic; StartHumanLoop to loupe.humanloop.commands when a result meets a
+flow definition's activation conditions.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from loupe_common.blobs import open_blob_store
 from loupe_common.hosting_messages import AssignmentTable
 from loupe_common.kafka import ensure_topics, make_broker, publish_with_retry, service_app
 from loupe_common.settings import Settings
-from loupe_common.topics import HOSTING_ASSIGNMENTS, WORKER_HEARTBEATS
+from loupe_common.human_loop_messages import ActivationTable
+from loupe_common.topics import HOSTING_ASSIGNMENTS, HUMAN_LOOP_ACTIVATIONS, WORKER_HEARTBEATS
 
 from .worker import Worker
 
@@ -37,6 +40,12 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def on_table(table: AssignmentTable) -> None:
         if workers:
             workers[0].on_table(table)
+
+    @broker.subscriber(HUMAN_LOOP_ACTIVATIONS, auto_offset_reset="latest",
+                       fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)
+    async def on_activations(table: ActivationTable) -> None:
+        if workers:
+            workers[0].review.on_table(table)
 
     async def beat() -> None:
         worker = workers[0]

@@ -28,6 +28,7 @@ from loupe_common.settings import Settings
 from loupe_common.topics import INGEST, INGEST_RESULTS, model_key
 
 from . import scoring
+from .review import ReviewStarter
 from .models import ModelCache, ModelLoadError
 
 log = logging.getLogger("loupe.inference.ingest")
@@ -51,8 +52,9 @@ class _Assignment(ConsumerRebalanceListener):
 
 class IngestConsumer:
     def __init__(self, settings: Settings, cache: ModelCache, producer: AIOKafkaProducer,
-                 table: Callable[[], AssignmentTable | None]) -> None:
+                 table: Callable[[], AssignmentTable | None], review: ReviewStarter) -> None:
         self._settings = settings
+        self._review = review
         self._cache = cache
         self._producer = producer
         self._table = table
@@ -179,10 +181,14 @@ class IngestConsumer:
                                             f"Model version {version} of project {project} is not hosted")
             data = image.data if image.data is not None else await asyncio.to_thread(self._read_ref, image.image_ref)
             runtime = await self._cache.get(key, hosted)
-            result = await asyncio.to_thread(scoring.detect, runtime, data, content_type=image.content_type,
-                                             threshold=None, with_mask=True)
+            result, detection, info = await asyncio.to_thread(
+                scoring.detect, runtime, data, content_type=image.content_type, threshold=None, with_mask=True)
+            activation = await self._review.maybe_start(
+                project_name=project, model_version=version, request_id=position.request_id, source="ingest",
+                image_id=image_id, data=data, result=result, detection=detection, info=info)
             return ingest.result_envelope(position, image_id=image_id, project_name=project,
-                                          model_version=version, detection=result["DetectAnomalyResult"])
+                                          model_version=version, detection=result["DetectAnomalyResult"],
+                                          human_loop=activation)
         except ingest.IngestRejected as exc:
             code, message = exc.code, exc.message
         except ImageRejected as exc:

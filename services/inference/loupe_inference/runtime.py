@@ -33,6 +33,8 @@ class Detection:
     confidence: float
     anomalous_fraction: float
     mask_png: bytes | None
+    anomaly_map: np.ndarray | None = None  # the model's S x S patch scores (kept for human review)
+    pixel_threshold: float = 0.0
 
     def lookout_result(self) -> dict:
         """DetectAnomalyResult as the later Lookout API returns it (Anomalies[0] is the background)."""
@@ -103,4 +105,25 @@ class ModelRuntime:
             buffer = io.BytesIO()
             Image.fromarray(rgb).save(buffer, format="PNG", optimize=False, compress_level=6)
             mask_png = buffer.getvalue()
-        return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png)
+        return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png,
+                         map_out[0, 0], pixel_t)
+
+
+# Blue -> cyan -> yellow -> red, the usual anomaly heatmap ramp.
+_RAMP = np.array([[0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0]], np.float32)
+
+
+def heatmap_png(anomaly_map: np.ndarray, pixel_threshold: float, size: tuple[int, int]) -> bytes:
+    """An RGBA PNG of the image's size to lay over it: transparent well below the pixel threshold,
+    red and most opaque from 1.5 x the threshold."""
+    scale = max(pixel_threshold, 1e-6)
+    level = np.clip((anomaly_map.astype(np.float32) - 0.5 * scale) / scale, 0.0, 1.0)
+    position = level * (len(_RAMP) - 1)
+    low = np.minimum(position.astype(int), len(_RAMP) - 2)
+    frac = (position - low)[..., None]
+    rgb = _RAMP[low] * (1 - frac) + _RAMP[low + 1] * frac
+    rgba = np.dstack([rgb, level * 200]).astype(np.uint8)
+    small = Image.fromarray(rgba, "RGBA")
+    buffer = io.BytesIO()
+    small.resize(size, Image.Resampling.BILINEAR).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()

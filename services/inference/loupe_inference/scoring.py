@@ -3,21 +3,23 @@ declared content type compared with the bytes, then scored. Runs in a thread."""
 
 from __future__ import annotations
 
-from loupe_common.images import CONTENT_TYPES, ImageRejected, Rejection, decode_image
+from loupe_common.images import CONTENT_TYPES, ImageInfo, ImageRejected, Rejection, decode_image
 
-from .runtime import ModelRuntime
+from .runtime import Detection, ModelRuntime
 
 
 def detect(runtime: ModelRuntime, data: bytes, *, content_type: str | None, threshold: float | None,
-           with_mask: bool) -> dict:
-    """{"DetectAnomalyResult": ..., "Score": ..., "Threshold": ...} (the last two for Loupe's own routes)."""
+           with_mask: bool) -> tuple[dict, Detection, ImageInfo]:
+    """{"DetectAnomalyResult": ..., "Score": ..., "Threshold": ...} (the last two for Loupe's own
+    routes), with the detection and the image's facts for human review."""
     info, image = decode_image(data, digest=False)
     try:
         if content_type is not None and content_type != CONTENT_TYPES[info.format]:
             raise ImageRejected(Rejection.UNSUPPORTED_TYPE,
                                 f"Content-Type is {content_type} but the bytes are a {info.format} image")
         detection = runtime.detect(image, threshold=threshold, with_mask=with_mask)
-        return {"DetectAnomalyResult": detection.lookout_result(), "Score": round(detection.score, 6),
-                "Threshold": round(detection.threshold, 6)}
+        result = {"DetectAnomalyResult": detection.lookout_result(), "Score": round(detection.score, 6),
+                  "Threshold": round(detection.threshold, 6)}
+        return result, detection, info
     finally:
         image.close()

@@ -31,6 +31,7 @@ from loupe_common.topics import model_group
 
 from . import scoring
 from .models import ModelCache
+from .review import ReviewStarter
 
 log = logging.getLogger("loupe.inference.units")
 BATCH = 8  # records per fetch; the batch's offsets are committed after all its replies are out
@@ -43,8 +44,9 @@ def _header(headers: dict[str, bytes], name: str) -> str | None:
 
 class ModelUnit:
     def __init__(self, settings: Settings, key: str, hosted: HostedModel, cache: ModelCache,
-                 producer: AIOKafkaProducer, blobs: BlobStore) -> None:
+                 producer: AIOKafkaProducer, blobs: BlobStore, review: ReviewStarter) -> None:
         self.key = key
+        self._review = review
         self.hosted = hosted
         self._settings = settings
         self._cache = cache
@@ -132,10 +134,21 @@ class ModelUnit:
             data = await self._blobs.get(blob) if blob else value
             threshold = _header(headers, H_THRESHOLD)
             runtime = await self._cache.get(self.key, self.hosted)
-            result = await asyncio.to_thread(
+            project, version = self.hosted.project_name, self.hosted.model_version
+            with_mask = _header(headers, H_MASK) != "0"
+            reviewed = self._review.covers(project, version)
+            result, detection, info = await asyncio.to_thread(
                 scoring.detect, runtime, data, content_type=_header(headers, H_CONTENT_TYPE),
-                threshold=float(threshold) if threshold else None, with_mask=_header(headers, H_MASK) != "0",
+                threshold=float(threshold) if threshold else None, with_mask=with_mask or reviewed,
             )
+            if reviewed:
+                activation = await self._review.maybe_start(
+                    project_name=project, model_version=version, request_id=request_id, source="DetectAnomalies",
+                    image_id=None, data=data, result=result, detection=detection, info=info)
+                if activation is not None:
+                    result["HumanLoopActivationOutput"] = activation
+                if not with_mask:
+                    result["DetectAnomalyResult"].pop("AnomalyMask", None)
             return Reply.success(result)
         except ImageRejected as exc:
             return Reply.failure(validation(f"The image cannot be used: {exc}"))

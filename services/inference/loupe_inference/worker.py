@@ -17,6 +17,7 @@ from loupe_common.settings import Settings
 
 from .ingest import IngestConsumer
 from .models import ModelCache
+from .review import ReviewStarter
 from .units import ModelUnit
 
 log = logging.getLogger("loupe.inference.worker")
@@ -41,7 +42,8 @@ class Worker:
             linger_ms=0, max_request_size=settings.kafka_max_message_bytes,
             enable_idempotence=settings.kafka_idempotent_producer,
         )
-        self.ingest = IngestConsumer(settings, self.cache, self.producer, lambda: self.table)
+        self.review = ReviewStarter(settings, blobs, self.producer)
+        self.ingest = IngestConsumer(settings, self.cache, self.producer, lambda: self.table, self.review)
         self._changed = asyncio.Event()
         self._follow: asyncio.Task | None = None
 
@@ -94,7 +96,7 @@ class Worker:
             hosted = table.models.get(key)
             if hosted is None:
                 continue
-            unit = ModelUnit(self.settings, key, hosted, self.cache, self.producer, self.blobs)
+            unit = ModelUnit(self.settings, key, hosted, self.cache, self.producer, self.blobs, self.review)
             try:
                 await unit.start()
             except Exception as exc:  # noqa: BLE001 - reported through the cache state in heartbeats

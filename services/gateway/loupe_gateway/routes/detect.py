@@ -103,7 +103,15 @@ async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, c
 async def detect_anomalies(gw: GatewayDep, rid: RequestId, request: Request, project_name: str,
                            model_version: str, body: Body):
     result = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"), body)
-    return JSONResponse({"DetectAnomalyResult": result["DetectAnomalyResult"]})
+    body_out, headers = {"DetectAnomalyResult": result["DetectAnomalyResult"]}, {}
+    if "HumanLoopActivationOutput" in result:
+        # Beside the Lookout shape, as Rekognition and Textract return it. The SDKs drop members
+        # their model lacks, so the loop is also named in headers (boto3: ResponseMetadata.HTTPHeaders).
+        activation = result["HumanLoopActivationOutput"]
+        body_out["HumanLoopActivationOutput"] = activation
+        headers = {"x-loupe-human-loop-name": activation["HumanLoopName"],
+                   "x-loupe-human-loop-arn": activation["HumanLoopArn"]}
+    return JSONResponse(body_out, headers=headers)
 
 
 def _flag(value: str | None, name: str) -> bool:

@@ -1,0 +1,191 @@
+"""A loop with all its answers: the consolidated label (majority, agreement recorded), output.json
+in A2I's shape at OutputS3Uri, and -- when the flow definition asks for it -- the reviewed image
+added to the project's dataset through the dataset service's own commands (the sweeper retries
+that step until it is done or visibly failed)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import uuid
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from loupe_common import dataset_messages as dm
+from loupe_common import human_loop_messages as m
+from loupe_common import training_messages as tm
+from loupe_common.errors import LoupeError
+from loupe_common.topics import DATASET_COMMANDS, TRAINING_COMMANDS
+
+from .loops import iso, move
+from .store import HumanLoopState, now
+
+log = logging.getLogger("loupe.human-loop.completion")
+FEEDBACK_ATTEMPTS = 5
+
+
+def consolidate(labels: list[str]) -> dict[str, Any]:
+    """Majority vote; a tie (two reviewers disagreeing) counts as anomaly, the cautious reading."""
+    votes = Counter(labels)
+    top = max(votes.values())
+    winners = sorted(label for label, count in votes.items() if count == top)
+    label = winners[0] if len(winners) == 1 else "anomaly"
+    return {"label": label, "agreement": round(votes[label] / len(labels), 4), "votes": dict(votes),
+            "tie": len(winners) > 1}
+
+
+def merge_masks(masks: list[bytes]) -> bytes:
+    """Pixels painted by at least half of the reviewers who painted, as a red-on-black PNG."""
+    painted = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[..., 0] > 127 for data in masks]
+    agreed = np.mean(painted, axis=0) >= 0.5
+    rgb = np.zeros((*agreed.shape, 3), np.uint8)
+    rgb[agreed] = (255, 0, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return bucket, key
+
+
+async def _write(state: HumanLoopState, uri: str, data: bytes) -> None:
+    bucket, key = _split(uri)
+    await asyncio.to_thread(state.buckets.write, bucket, key, data)
+
+
+async def complete(state: HumanLoopState, loop: dict[str, Any]) -> dict[str, Any] | None:
+    """Write output.json and move the loop to Completed (None if it changed meanwhile)."""
+    try:
+        consolidated, output = await _output(state, loop)
+        await _write(state, loop["output_s3_uri"], json.dumps(output, indent=2).encode())
+    except Exception as exc:  # noqa: BLE001 - the loop fails visibly instead of hanging InProgress
+        log.exception("output of %s failed", loop["_id"])
+        return await move(state, loop, m.FAILED, failure=("InternalError", f"Writing the output failed: {exc}"[:1024]))
+    flow = await state.flows.find_one({"_id": loop["flow_name"]})
+    wants_feedback = bool(flow and flow["spec"].get("DatasetFeedback") and loop["task"].get("image_key"))
+    return await move(state, loop, m.COMPLETED, extra={
+        "consolidated": consolidated, "feedback": {"state": "pending", "attempts": 0} if wants_feedback else None})
+
+
+async def _output(state: HumanLoopState, loop: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    folder = loop["output_s3_uri"].rsplit("/", 1)[0]
+    answers, drawn = [], []
+    for answer in loop["answers"]:
+        content = json.loads(json.dumps(answer["answerContent"]))
+        mask_key = content["anomaly"].pop("maskKey", None)
+        if mask_key:
+            data = await state.blobs.get(mask_key)
+            uri = f"{folder}/answers/{answer['workerId']}-mask.png"
+            await _write(state, uri, data)
+            content["anomaly"]["maskS3Uri"] = uri
+            drawn.append((content["anomaly"]["label"], data))
+        answers.append({"answerContent": content, "acceptanceTime": iso(answer["acceptanceTime"]),
+                        "submissionTime": iso(answer["submissionTime"]),
+                        "timeSpentInSeconds": answer["timeSpentInSeconds"], "workerId": answer["workerId"],
+                        "workerMetadata": {"identityData": {"identityProviderType": "Loupe",
+                                                            "sub": answer["workerId"]}}})
+    consolidated = consolidate([a["answerContent"]["anomaly"]["label"] for a in answers])
+    masks = [data for label, data in drawn if label == consolidated["label"] == "anomaly"]
+    if masks:
+        merged = await asyncio.to_thread(merge_masks, masks)
+        key = f"human-loops/{loop['_id']}/consolidated-mask.png"
+        await state.blobs.put(key, merged)
+        consolidated["maskS3Uri"] = f"{folder}/consolidated-mask.png"
+        consolidated["maskKey"] = key
+        await _write(state, consolidated["maskS3Uri"], merged)
+    public = {k: v for k, v in consolidated.items() if k != "maskKey"}
+    output = {"flowDefinitionArn": loop["flow_arn"], "humanLoopName": loop["_id"],
+              "inputContent": json.loads(loop["input_content"]), "humanAnswers": answers,
+              "consolidatedAnswer": public}
+    return consolidated, output
+
+
+# --- answers back into the dataset -------------------------------------------------------------
+
+
+async def _store_upload(state: HumanLoopState, project: str, data: bytes, name: str) -> str:
+    key = f"transfer/uploads/{uuid.uuid4().hex}"
+    await state.blobs.put(key, data)
+    cmd = dm.StoreUpload(request_id=str(uuid.uuid4()), project_name=project, upload_key=key, file_name=name)
+    return (await state.rpc.request(DATASET_COMMANDS, cmd, key=project)).unwrap()["source_ref"]
+
+
+async def add_to_dataset(state: HumanLoopState, loop: dict[str, Any]) -> dict[str, Any]:
+    flow = await state.flows.find_one({"_id": loop["flow_name"]})
+    if flow is None or not flow["spec"].get("DatasetFeedback"):
+        return {"state": "skipped", "reason": "the flow definition no longer sends answers to a dataset"}
+    project = (loop.get("origin") or {}).get("project_name") or flow["spec"]["HumanLoopActivationConfig"]["ProjectName"]
+    dataset_type = flow["spec"]["DatasetFeedback"]["DatasetType"]
+    label = loop["consolidated"]["label"]
+    source_ref = await _store_upload(state, project, await state.blobs.get(loop["task"]["image_key"]),
+                                     f"{loop['_id']}-image")
+    line: dict[str, Any] = {"source-ref": source_ref, "anomaly-label": int(label == "anomaly"),
+                            "anomaly-label-metadata": {
+                                "class-name": label, "human-annotated": "yes", "confidence": loop["consolidated"]["agreement"],
+                                "job-name": f"loupe-review/{flow['_id']}", "creation-date": iso(now()),
+                                "type": "groundtruth/image-classification", "human-loop-name": loop["_id"]}}
+    if loop["consolidated"].get("maskKey"):
+        line["anomaly-mask-ref"] = await _store_upload(state, project, await state.blobs.get(
+            loop["consolidated"]["maskKey"]), f"{loop['_id']}-mask")
+    changes = (json.dumps(line, separators=(",", ":")) + "\n").encode()
+    changes_key = f"transfer/changes/{uuid.uuid4().hex}.jsonl"
+    await state.blobs.put(changes_key, changes)
+    cmd = dm.UpdateDatasetEntries(request_id=str(uuid.uuid4()), project_name=project, dataset_type=dataset_type,
+                                  changes_key=changes_key, changes_sha256=hashlib.sha256(changes).hexdigest())
+    (await state.rpc.request(DATASET_COMMANDS, cmd, key=project)).unwrap()
+    await _count_reviewed(state, project, flow)
+    return {"state": "added", "project_name": project, "dataset_type": dataset_type, "source_ref": source_ref,
+            "at": iso(now())}
+
+
+async def _count_reviewed(state: HumanLoopState, project: str, flow: dict[str, Any]) -> None:
+    counts = await state.reviewed.find_one_and_update(
+        {"_id": project}, {"$inc": {"waiting": 1, "added_total": 1}}, upsert=True, return_document=True)
+    retrain_after = flow["spec"]["DatasetFeedback"].get("RetrainAfter")
+    if retrain_after and counts["waiting"] >= retrain_after and not counts.get("training_requested"):
+        cmd = tm.CreateModel(request_id=str(uuid.uuid4()), project_name=project,
+                             description="Retrained-after-human-review",
+                             output_config=tm.OutputConfig(s3_location=tm.S3Location(
+                                 bucket=state.settings.human_loop_bucket, prefix=f"models/{project}/")))
+        try:
+            created = (await state.rpc.request(TRAINING_COMMANDS, cmd, key=project)).unwrap()
+        except LoupeError as err:  # e.g. too few images yet: try again with the next answer
+            log.warning("retraining %s after %d reviewed images was refused: %s", project, counts["waiting"],
+                        err.error.message)
+            return
+        await state.reviewed.update_one({"_id": project}, {"$set": {
+            "training_requested": created["ModelMetadata"]["ModelVersion"]}})
+
+
+async def on_model_created(state: HumanLoopState, project: str) -> None:
+    """A training run started: the reviewed images waiting so far are in it."""
+    await state.reviewed.update_one({"_id": project}, {"$set": {"waiting": 0, "training_requested": None}})
+
+
+async def retry_feedback(state: HumanLoopState) -> None:
+    for loop in await state.loops.find({"status": m.COMPLETED, "feedback.state": "pending"}).to_list(length=50):
+        attempts = loop["feedback"].get("attempts", 0) + 1
+        try:
+            feedback = await add_to_dataset(state, loop)
+        except LoupeError as err:
+            feedback = {"state": "failed", "reason": err.error.message, "attempts": attempts}
+        except Exception as exc:  # noqa: BLE001 - e.g. no reply in time: try again on the next sweep
+            log.warning("adding %s to its dataset failed (%s); attempt %d", loop["_id"], exc, attempts)
+            feedback = {"state": "pending" if attempts < FEEDBACK_ATTEMPTS else "failed",
+                        "reason": str(exc)[:500], "attempts": attempts}
+        await state.loops.update_one({"_id": loop["_id"], "rev": loop["rev"]},
+                                     {"$set": {"feedback": feedback}, "$inc": {"rev": 1}})
+
+
+async def reviewed_images(state: HumanLoopState, project: str) -> dict[str, Any]:
+    counts = await state.reviewed.find_one({"_id": project}) or {}
+    return {"project_name": project, "waiting_for_training": counts.get("waiting", 0),
+            "added_total": counts.get("added_total", 0), "training_requested": counts.get("training_requested")}
