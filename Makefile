@@ -25,7 +25,7 @@ $(STAMP): constraints.txt libs/*/pyproject.toml services/*/pyproject.toml deploy
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES) \
-		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image
+		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image playwright
 	touch $(STAMP)
 
 models: $(MODELS_STAMP)
@@ -41,10 +41,18 @@ $(MODELS_STAMP): libs/models/loupe_models/export.py libs/models/loupe_models/cat
 $(JS_STAMP): $(JS_TESTS)/package-lock.json
 	if command -v npm >/dev/null; then npm ci --prefix $(JS_TESTS) --no-audit --no-fund --loglevel=error && touch $(JS_STAMP); fi
 
+# The reviewer page's browser test drives Debian's Chromium with Playwright (its own browser
+# download does not work here); without root or apt the test skips and says why.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	-if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null); fi
+
 run: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m loupe_local run
 
-test: $(STAMP) $(MODELS_STAMP) $(JS_STAMP)
+test: $(STAMP) $(MODELS_STAMP) $(JS_STAMP) $(CHROMIUM)
 	$(PY) -m pytest tests
 
 test-unit: $(STAMP)

@@ -114,16 +114,19 @@ _RAMP = np.array([[0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0]], np.fl
 
 
 def heatmap_png(anomaly_map: np.ndarray, pixel_threshold: float, size: tuple[int, int]) -> bytes:
-    """An RGBA PNG of the image's size to lay over it: transparent well below the pixel threshold,
-    red and most opaque from 1.5 x the threshold."""
-    scale = max(pixel_threshold, 1e-6)
-    level = np.clip((anomaly_map.astype(np.float32) - 0.5 * scale) / scale, 0.0, 1.0)
+    """An RGBA PNG of the image's size to lay over it. The scale runs from the image's median patch
+    score to the pixel threshold (or the image's hottest patch, if hotter), so a borderline image
+    still shows where the model looked while a clearly normal one stays nearly transparent."""
+    scores = anomaly_map.astype(np.float32)
+    low = float(np.median(scores))
+    high = max(float(scores.max()), float(pixel_threshold), low + 1e-6)
+    level = np.clip((scores - low) / (high - low), 0.0, 1.0)
     position = level * (len(_RAMP) - 1)
-    low = np.minimum(position.astype(int), len(_RAMP) - 2)
-    frac = (position - low)[..., None]
-    rgb = _RAMP[low] * (1 - frac) + _RAMP[low + 1] * frac
-    rgba = np.dstack([rgb, level * 200]).astype(np.uint8)
-    small = Image.fromarray(rgba, "RGBA")
+    step = np.minimum(position.astype(int), len(_RAMP) - 2)
+    frac = (position - step)[..., None]
+    rgb = _RAMP[step] * (1 - frac) + _RAMP[step + 1] * frac
+    alpha = 230 * np.clip((level - 0.1) / 0.9, 0.0, 1.0) ** 0.7  # the coolest tenth stays clear
+    rgba = np.dstack([rgb, alpha]).astype(np.uint8)
     buffer = io.BytesIO()
-    small.resize(size, Image.Resampling.BILINEAR).save(buffer, format="PNG", compress_level=6)
+    Image.fromarray(rgba, "RGBA").resize(size, Image.Resampling.BILINEAR).save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
