@@ -291,3 +291,24 @@ def test_ingest_results_name_their_human_loop(stack, a2i, hosted):
     # Stop it so it does not linger in the shared stack's queue.
     a2i.stop_human_loop(HumanLoopName=activation["HumanLoopName"])
 
+
+
+def test_loupe_reviewer_commands(stack, monkeypatch):
+    from typer.testing import CliRunner
+
+    from loupe_cli.main import app
+
+    monkeypatch.setenv("LOUPE_ENDPOINT_URL", stack.endpoint_url)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    runner = CliRunner()
+    added = runner.invoke(app, ["reviewer", "add", "quinn"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert added.exit_code == 0, added.output
+    signed = httpx.post(stack.endpoint_url + "/loupe/review/api/session", json={"username": "quinn", "password": PASSWORD})
+    assert signed.status_code == 200 and "loupe_review" in signed.cookies
+    assert "quinn" in runner.invoke(app, ["reviewer", "list"]).output
+    again = runner.invoke(app, ["reviewer", "add", "quinn"], env={"LOUPE_REVIEWER_PASSWORD": PASSWORD})
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert runner.invoke(app, ["reviewer", "remove", "quinn"]).exit_code == 0
+    gone = httpx.post(stack.endpoint_url + "/loupe/review/api/session", json={"username": "quinn", "password": PASSWORD})
+    assert gone.status_code == 401

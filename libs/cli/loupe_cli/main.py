@@ -420,3 +420,57 @@ def ingest_folder(
             raise typer.Exit(1) from None
         console.print(f"Wrote {len(report.image_ids)} lines to {output}")
     raise typer.Exit(report.exit_code)
+
+
+reviewer_app = typer.Typer(help="Reviewer accounts for the review page (/loupe/review).", no_args_is_help=True)
+app.add_typer(reviewer_app, name="reviewer")
+EndpointOption = Annotated[str | None, typer.Option(help="Loupe endpoint (default LOUPE_ENDPOINT_URL or http://127.0.0.1:8080).")]
+RegionOption = Annotated[str | None, typer.Option(help="Region (default AWS_DEFAULT_REGION or us-east-1).")]
+
+
+def _reviewer_call(endpoint_url: str | None, region: str | None, action):  # noqa: ANN001, ANN202
+    from .connection import resolve_connection
+    from .reviewers import ReviewerError
+
+    console = Console()
+    try:
+        return console, action(resolve_connection(endpoint_url, region))
+    except ReviewerError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+@reviewer_app.command("add")
+def add_reviewer(
+    username: Annotated[str, typer.Argument(help="Sign-in name ([A-Za-z0-9_.@-], up to 64).")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                          envvar="LOUPE_REVIEWER_PASSWORD", help="At least 8 characters.")],
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Create a reviewer account (the password is asked for, or taken from LOUPE_REVIEWER_PASSWORD)."""
+    from . import reviewers
+
+    console, _ = _reviewer_call(endpoint_url, region, lambda c: reviewers.add(c, username, password))
+    console.print(f"Reviewer [bold]{username}[/] can now sign in at /loupe/review")
+
+
+@reviewer_app.command("list")
+def list_reviewers(endpoint_url: EndpointOption = None, region: RegionOption = None) -> None:
+    """List reviewer accounts."""
+    from . import reviewers
+
+    console, found = _reviewer_call(endpoint_url, region, reviewers.list_all)
+    table = Table("reviewer", "created")
+    for reviewer in found:
+        table.add_row(reviewer["username"], reviewer["created_at"])
+    console.print(table)
+
+
+@reviewer_app.command("remove")
+def remove_reviewer(username: str, endpoint_url: EndpointOption = None, region: RegionOption = None) -> None:
+    """Delete a reviewer account and end its sessions."""
+    from . import reviewers
+
+    console, _ = _reviewer_call(endpoint_url, region, lambda c: reviewers.remove(c, username))
+    console.print(f"Reviewer {username} removed")
