@@ -312,3 +312,43 @@ def test_loupe_reviewer_commands(stack, monkeypatch):
     assert runner.invoke(app, ["reviewer", "remove", "quinn"]).exit_code == 0
     gone = httpx.post(stack.endpoint_url + "/loupe/review/api/session", json={"username": "quinn", "password": PASSWORD})
     assert gone.status_code == 401
+
+
+def test_an_activated_loop_that_cannot_start_fails_visibly(stack, a2i):
+    """A worker names the loop in its result before the service takes the StartHumanLoop; when the
+    service refuses it (here: the flow's quota of active loops), the loop exists as Failed."""
+    from loupe_common.human_loop_messages import LoopOrigin, StartHumanLoop
+
+    flow = f"full-{uuid.uuid4().hex[:8]}"
+    arn = native(stack, "POST", "/loupe/v1/flow-definitions", {
+        "FlowDefinitionName": flow, "MaxActiveHumanLoops": 1,
+        "HumanLoopConfig": {"TaskTitle": "Full", "TaskDescription": "One at a time"}})["FlowDefinitionArn"]
+    a2i.start_human_loop(HumanLoopName=f"{flow}-first", FlowDefinitionArn=arn, HumanLoopInput={"InputContent": "{}"})
+    with pytest.raises(a2i.exceptions.ServiceQuotaExceededException):
+        a2i.start_human_loop(HumanLoopName=f"{flow}-second", FlowDefinitionArn=arn, HumanLoopInput={"InputContent": "{}"})
+    name = f"{flow}-activated"
+    command = StartHumanLoop(request_id="req-1", human_loop_name=name, flow_definition_arn=arn, input_content="{}",
+                             origin=LoopOrigin(project_name="p", model_version="1", request_id="req-1",
+                                               image_key=f"human-loops/{name}/image", content_type="image/png",
+                                               width=64, height=64))
+
+    async def publish() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait("loupe.humanloop.commands", command.model_dump_json().encode(), key=name.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish())
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            described = a2i.describe_human_loop(HumanLoopName=name)
+            break
+        except a2i.exceptions.ResourceNotFoundException:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert described["HumanLoopStatus"] == "Failed" and described["FailureCode"] == "InternalError"
+    assert "limit is 1" in described["FailureReason"]
+    a2i.stop_human_loop(HumanLoopName=f"{flow}-first")

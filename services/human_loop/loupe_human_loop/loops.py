@@ -111,6 +111,41 @@ async def _copy_task_image(state: HumanLoopState, name: str, content: Any) -> tu
 
 
 async def start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
+    try:
+        return await _start(state, cmd)
+    except LoupeError as err:
+        # A loop started by a detection was already named in its result, and nobody awaits this
+        # reply: record why it did not start, so DescribeHumanLoop tells the caller.
+        if cmd.origin is not None and err.error.code is not ErrorCode.CONFLICT:
+            await _record_failed_start(state, cmd, err.error.message)
+        raise
+
+
+async def _record_failed_start(state: HumanLoopState, cmd: m.StartHumanLoop, reason: str) -> None:
+    created = now()
+    loop = {
+        "_id": cmd.human_loop_name, "arn": state.loop_arn(cmd.human_loop_name),
+        "flow_name": m.flow_name_of(cmd.flow_definition_arn), "flow_arn": cmd.flow_definition_arn,
+        "input_content": cmd.input_content, "input_sha256": hashlib.sha256(cmd.input_content.encode()).hexdigest(),
+        "content_classifiers": [], "status": m.FAILED, "failure_code": "InternalError",
+        "failure_reason": f"The loop could not start: {reason}"[:1024], "rev": 0, "created_at": created,
+        "updated_at": created, "expires_at": created, "task_count": 0, "output_s3_uri": "",
+        "origin": cmd.origin.model_dump() if cmd.origin else None, "task": {}, "answers": [], "claims": [],
+        "skipped": [], "consolidated": None, "feedback": None,
+    }
+    try:
+        await state.loops.insert_one(loop)
+    except Exception as exc:  # already recorded (a redelivery)
+        if "duplicate" not in str(exc).lower():
+            raise
+        return
+    await state.publish_event(loop["_id"], {"HumanLoopName": loop["_id"], "HumanLoopArn": loop["arn"],
+                                            "FlowDefinitionArn": loop["flow_arn"], "HumanLoopStatus": m.FAILED,
+                                            "PreviousStatus": None, "FailureCode": "InternalError",
+                                            "FailureReason": loop["failure_reason"], "At": iso(created)})
+
+
+async def _start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
     content = _parse_input(cmd.input_content)
     flow = await _flow_for(state, cmd.flow_definition_arn)
     digest = hashlib.sha256(cmd.input_content.encode()).hexdigest()
@@ -150,7 +185,7 @@ async def start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
     except Exception as exc:  # a duplicate key: another StartHumanLoop with this name won the race
         if "duplicate" not in str(exc).lower():
             raise
-        return await start(state, cmd)
+        return await _start(state, cmd)
     await state.publish_event(loop["_id"], {"HumanLoopName": loop["_id"], "HumanLoopArn": loop["arn"],
                                             "FlowDefinitionArn": loop["flow_arn"], "HumanLoopStatus": m.IN_PROGRESS,
                                             "PreviousStatus": None, "At": iso(created)})
