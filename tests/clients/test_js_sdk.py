@@ -41,3 +41,39 @@ def test_js_sdk_control_plane(stack, node, project_name):
     assert report["notFound"]["resourceType"] == "PROJECT"
     assert report["invalid"]["name"] == "ValidationException" and "projectName" in report["invalid"]["message"]
     assert report["conflict"]["name"] == "ConflictException" and report["conflict"]["status"] == 409
+
+
+def test_js_sdk_a2i_runtime(stack, node):
+    """@aws-sdk/client-sagemaker-a2i-runtime: ISO timestamps become Dates, paginator, stop/delete, errors."""
+    import uuid
+
+    from helpers import signed_request
+
+    if not (JS_DIR / "node_modules" / "@aws-sdk" / "client-sagemaker-a2i-runtime").is_dir():
+        pytest.skip("the A2I runtime JS SDK is missing: `make test` installs it with npm ci")
+    flow_name, prefix = f"js-flow-{uuid.uuid4().hex[:10]}", f"js-{uuid.uuid4().hex[:10]}"
+    spec = {"FlowDefinitionName": flow_name, "HumanLoopConfig": {"TaskTitle": "Inspect", "TaskDescription": "Defect?"}}
+    created = signed_request(stack.endpoint_url, "POST", "/loupe/v1/flow-definitions", body=json.dumps(spec).encode(),
+                             headers={"Content-Type": "application/json"})
+    assert created.status_code == 200, created.text
+    flow = created.json()["data"]["FlowDefinitionArn"]
+    env = {**os.environ, "LOUPE_ENDPOINT_URL": stack.endpoint_url, "FLOW_ARN": flow, "PREFIX": prefix,
+           "AWS_ACCESS_KEY_ID": DEV_KEY, "AWS_SECRET_ACCESS_KEY": DEV_SECRET}
+    run = subprocess.run([node, "a2i.mjs"], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    loops = report["loops"]
+    assert report["arns"] == [f"arn:aws:sagemaker:us-east-1:123456789012:human-loop/{n}" for n in loops]
+    assert report["again"] == report["arns"][0]
+    assert report["createdIsDate"] and report["createdYear"] >= 2026
+    assert report["status"] == "InProgress" and report["flowArn"] == flow and not report["hasFailure"]
+    assert report["descending"] == {"names": loops[::-1], "pages": 3}
+    assert report["ascending"] == {"names": loops, "pages": 3}
+    assert report["defaultOrder"] == loops[::-1]
+    assert report["after"] == loops[1:]
+    assert report["stopOutput"] == [] and report["stoppedStatus"] == "Stopped" and report["deleteStatus"] == 200
+    assert report["afterDelete"]["name"] == "ResourceNotFoundException" and report["afterDelete"]["status"] == 404
+    assert report["notFound"]["name"] == "ResourceNotFoundException" and report["notFound"]["status"] == 404
+    assert report["invalid"]["name"] == "ValidationException" and report["invalid"]["status"] == 400
+    assert report["conflict"]["name"] == "ConflictException" and report["conflict"]["status"] == 409
+    assert report["deleteActive"]["name"] == "ValidationException" and report["deleteActive"]["status"] == 400

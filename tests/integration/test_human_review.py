@@ -224,6 +224,30 @@ def test_three_reviewers_split_vote_goes_to_the_majority(stack, a2i, bucket_root
     assert output["consolidatedAnswer"] == {"label": "anomaly", "agreement": pytest.approx(0.6667, abs=1e-4),
                                             "votes": {"anomaly": 2, "normal": 1}, "tie": False}
     assert output["inputContent"] == {"taskObject": image}
+    events = asyncio.run(loop_events(stack, loop))
+    assert [(e["PreviousStatus"], e["HumanLoopStatus"]) for e in events] == [(None, "InProgress"), ("InProgress", "Completed")]
+    assert all(e["HumanLoopArn"].endswith(f"human-loop/{loop}") for e in events)
+
+
+async def loop_events(stack, loop: str) -> list[dict]:
+    """Every event of one loop on loupe.humanloop.events (keyed by loop name: one partition, in order)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - first use of the topic here
+        partitions = [TopicPartition("loupe.humanloop.events", p)
+                      for p in consumer.partitions_for_topic("loupe.humanloop.events") or ()]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, 0)
+        found: list[dict] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found += [json.loads(r.value)["data"] for r in records]
+        return [e for e in found if e["HumanLoopName"] == loop]
+    finally:
+        await consumer.stop()
 
 
 def test_reviewer_page_needs_a_session(stack):

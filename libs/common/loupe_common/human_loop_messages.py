@@ -216,6 +216,8 @@ class StartHumanLoop(Command):
     human_loop_name: LoopName
     flow_definition_arn: FlowArn
     input_content: Annotated[str, StringConstraints(max_length=MAX_INPUT_CONTENT)]
+    input_content_key: str | None = Field(None, description="Blob key of a large InputContent (claim check); "
+                                          "input_content is then empty")
     content_classifiers: list[ContentClassifier] | None = Field(None, max_length=256)
     origin: LoopOrigin | None = None
 

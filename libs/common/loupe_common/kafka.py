@@ -188,6 +188,10 @@ class RequestClient:
                 headers=headers,
             ))
             return await asyncio.wait_for(future, timeout or self._timeout)
+        except KafkaError as exc:  # e.g. a record over the broker's size limit: fail this request only
+            log.warning("publishing to %s failed: %s", topic, exc)
+            raise LoupeError(ErrorCode.INTERNAL, f"The message broker refused the request "
+                             f"({exc.__class__.__name__})") from None
         except TimeoutError:
             log.warning("no reply on %s within %.1fs for %s", topic, timeout or self._timeout, correlation_id)
             raise LoupeError(

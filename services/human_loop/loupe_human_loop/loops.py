@@ -146,6 +146,9 @@ async def _record_failed_start(state: HumanLoopState, cmd: m.StartHumanLoop, rea
 
 
 async def _start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
+    if cmd.input_content_key is not None:  # a large input came by claim check
+        cmd = cmd.model_copy(update={"input_content": (await state.blobs.get(cmd.input_content_key)).decode(),
+                                     "input_content_key": None})
     content = _parse_input(cmd.input_content)
     flow = await _flow_for(state, cmd.flow_definition_arn)
     digest = hashlib.sha256(cmd.input_content.encode()).hexdigest()
@@ -153,9 +156,11 @@ async def _start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
     if existing is not None:
         if existing["status"] in m.ACTIVE and existing["input_sha256"] == digest and existing["flow_arn"] == flow["arn"]:
             return Reply.success({"HumanLoopArn": existing["arn"]})
+        if existing["status"] in m.ACTIVE:
+            raise LoupeError(ErrorCode.CONFLICT, f"An active human loop named {cmd.human_loop_name} already "
+                             "exists with different input or flow definition; use another name")
         raise LoupeError(ErrorCode.CONFLICT, f"A human loop named {cmd.human_loop_name} already exists "
-                         f"({existing['status']}) with different input; use another name"
-                         + ("" if existing["status"] in m.ACTIVE else " or delete that loop first"))
+                         f"({existing['status']}); delete it (DeleteHumanLoop) to reuse the name")
     limit = active_limit(state, flow)
     active = await state.loops.count_documents({"flow_name": flow["_id"], "status": {"$in": list(m.ACTIVE)}})
     if active >= limit:

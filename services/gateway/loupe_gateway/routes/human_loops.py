@@ -4,6 +4,7 @@ before /human-loops/{name} so "stop" is never taken for a loop name."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -63,6 +64,15 @@ async def start_human_loop(gw: GatewayDep, rid: RequestId, body: Body):
                 flow_definition_arn=fields.get("FlowDefinitionArn"),
                 input_content=_object(fields, "HumanLoopInput").get("InputContent"),
                 content_classifiers=classifiers)
+    encoded = cmd.input_content.encode()
+    if len(encoded) > gw.settings.claim_check_bytes:  # up to 12 MB in UTF-8: too big for one record
+        key = f"transfer/human-loop-input/{uuid.uuid4().hex}"
+        await gw.blobs.put(key, encoded)
+        cmd = cmd.model_copy(update={"input_content": "", "input_content_key": key})
+        try:
+            return await to_human_loops(gw, cmd, cmd.human_loop_name)
+        finally:
+            await gw.blobs.delete(key)
     return await to_human_loops(gw, cmd, cmd.human_loop_name)
 
 
