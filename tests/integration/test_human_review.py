@@ -106,7 +106,7 @@ def test_doubtful_detection_is_reviewed_in_the_browser(stack, lookout, a2i, host
                             "TaskCount": 1, "TaskTimeLimitInSeconds": 120, "DefectBrush": True},
         "HumanLoopActivationConfig": {"ProjectName": project, "HumanLoopActivationConditions": {
             "Conditions": [{"ConditionType": "ConfidenceCheck", "ConditionParameters": {"ConfidenceLessThan": below}}]}},
-        "DatasetFeedback": {"DatasetType": "train"},
+        "DatasetFeedback": {"DatasetType": "train", "RetrainAfter": 1},
     })
     started = detect_until_reviewed(lookout, project, candidates[doubtful])
     loop = started["ResponseMetadata"]["HTTPHeaders"]["x-loupe-human-loop-name"]
@@ -187,8 +187,12 @@ def test_doubtful_detection_is_reviewed_in_the_browser(stack, lookout, a2i, host
     [entry] = entries
     assert entry["anomaly-label"] == 1 and entry["anomaly-label-metadata"]["human-annotated"] == "yes"
     assert entry["anomaly-mask-ref"].startswith("s3://")
-    waiting = native(stack, "GET", f"/loupe/v1/projects/{project}/reviewed-images")
-    assert waiting["waiting_for_training"] >= 1
+    # RetrainAfter 1: the answer started a training run, which took the waiting image with it.
+    versions = {m["ModelVersion"]: m for m in lookout.list_models(ProjectName=project)["Models"]}
+    assert "2" in versions and versions["2"]["Description"] == "Retrained-after-human-review"
+    assert wait_model(lookout, project, "2")["Status"] == "TRAINED"
+    reviewed = native(stack, "GET", f"/loupe/v1/projects/{project}/reviewed-images")
+    assert reviewed["added_total"] == 1 and reviewed["waiting_for_training"] == 0
 
 
 def described_output_uri(a2i, loop: str) -> str:

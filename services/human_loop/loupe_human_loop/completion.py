@@ -151,18 +151,18 @@ async def _count_reviewed(state: HumanLoopState, project: str, flow: dict[str, A
         {"_id": project}, {"$inc": {"waiting": 1, "added_total": 1}}, upsert=True, return_document=True)
     retrain_after = flow["spec"]["DatasetFeedback"].get("RetrainAfter")
     if retrain_after and counts["waiting"] >= retrain_after and not counts.get("training_requested"):
+        # Marked before asking: the model-created event that clears it may arrive before the reply.
+        await state.reviewed.update_one({"_id": project}, {"$set": {"training_requested": True}})
         cmd = tm.CreateModel(request_id=str(uuid.uuid4()), project_name=project,
                              description="Retrained-after-human-review",
                              output_config=tm.OutputConfig(s3_location=tm.S3Location(
                                  bucket=state.settings.human_loop_bucket, prefix=f"models/{project}/")))
         try:
-            created = (await state.rpc.request(TRAINING_COMMANDS, cmd, key=project)).unwrap()
+            (await state.rpc.request(TRAINING_COMMANDS, cmd, key=project)).unwrap()
         except LoupeError as err:  # e.g. too few images yet: try again with the next answer
             log.warning("retraining %s after %d reviewed images was refused: %s", project, counts["waiting"],
                         err.error.message)
-            return
-        await state.reviewed.update_one({"_id": project}, {"$set": {
-            "training_requested": created["ModelMetadata"]["ModelVersion"]}})
+            await state.reviewed.update_one({"_id": project}, {"$set": {"training_requested": None}})
 
 
 async def on_model_created(state: HumanLoopState, project: str) -> None:
@@ -188,4 +188,4 @@ async def retry_feedback(state: HumanLoopState) -> None:
 async def reviewed_images(state: HumanLoopState, project: str) -> dict[str, Any]:
     counts = await state.reviewed.find_one({"_id": project}) or {}
     return {"project_name": project, "waiting_for_training": counts.get("waiting", 0),
-            "added_total": counts.get("added_total", 0), "training_requested": counts.get("training_requested")}
+            "added_total": counts.get("added_total", 0), "training_requested": bool(counts.get("training_requested"))}
