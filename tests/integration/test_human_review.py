@@ -188,8 +188,12 @@ def test_doubtful_detection_is_reviewed_in_the_browser(stack, lookout, a2i, host
     assert entry["anomaly-label"] == 1 and entry["anomaly-label-metadata"]["human-annotated"] == "yes"
     assert entry["anomaly-mask-ref"].startswith("s3://")
     # RetrainAfter 1: the answer started a training run, which took the waiting image with it.
-    versions = {m["ModelVersion"]: m for m in lookout.list_models(ProjectName=project)["Models"]}
-    assert "2" in versions and versions["2"]["Description"] == "Retrained-after-human-review"
+    deadline = time.monotonic() + 30  # once the dataset has applied the answer
+    while "2" not in (versions := {m["ModelVersion"]: m for m in lookout.list_models(ProjectName=project)["Models"]}):
+        assert time.monotonic() < deadline, versions
+        time.sleep(0.5)
+    assert lookout.describe_model(ProjectName=project, ModelVersion="2")["ModelDescription"]["Description"] == \
+        "Retrained-after-human-review"
     assert wait_model(lookout, project, "2")["Status"] == "TRAINED"
     reviewed = native(stack, "GET", f"/loupe/v1/projects/{project}/reviewed-images")
     assert reviewed["added_total"] == 1 and reviewed["waiting_for_training"] == 0

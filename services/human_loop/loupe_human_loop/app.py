@@ -146,6 +146,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
             try:
                 await loops.sweep(states[0])
                 await completion.retry_feedback(states[0])
+                await completion.retrain_when_due(states[0])
             except Exception:  # noqa: BLE001 - the next sweep tries again
                 log.exception("sweep failed")
 

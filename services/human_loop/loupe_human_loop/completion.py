@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from .store import HumanLoopState, now
 
 log = logging.getLogger("loupe.human-loop.completion")
 FEEDBACK_ATTEMPTS = 5
+RETRAIN_RETRY_SECONDS = 3
 
 
 def consolidate(labels: list[str]) -> dict[str, Any]:
@@ -147,10 +149,20 @@ async def add_to_dataset(state: HumanLoopState, loop: dict[str, Any]) -> dict[st
 
 
 async def _count_reviewed(state: HumanLoopState, project: str, flow: dict[str, Any]) -> None:
-    counts = await state.reviewed.find_one_and_update(
-        {"_id": project}, {"$inc": {"waiting": 1, "added_total": 1}}, upsert=True, return_document=True)
-    retrain_after = flow["spec"]["DatasetFeedback"].get("RetrainAfter")
-    if retrain_after and counts["waiting"] >= retrain_after and not counts.get("training_requested"):
+    await state.reviewed.update_one({"_id": project}, {
+        "$inc": {"waiting": 1, "added_total": 1},
+        "$set": {"retrain_after": flow["spec"]["DatasetFeedback"].get("RetrainAfter")}}, upsert=True)
+
+
+async def retrain_when_due(state: HumanLoopState) -> None:
+    """CreateModel for projects with RetrainAfter reviewed images waiting. A refusal (typically the
+    dataset still applying the last answers, or too few images) is retried a few seconds later."""
+    due = await state.reviewed.find({"retrain_after": {"$ne": None}, "training_requested": {"$ne": True},
+                                     "next_try_at": {"$not": {"$gt": now()}}}).to_list(length=100)
+    for counts in due:
+        if counts["waiting"] < counts["retrain_after"]:
+            continue
+        project = counts["_id"]
         # Marked before asking: the model-created event that clears it may arrive before the reply.
         await state.reviewed.update_one({"_id": project}, {"$set": {"training_requested": True}})
         cmd = tm.CreateModel(request_id=str(uuid.uuid4()), project_name=project,
@@ -159,10 +171,11 @@ async def _count_reviewed(state: HumanLoopState, project: str, flow: dict[str, A
                                  bucket=state.settings.human_loop_bucket, prefix=f"models/{project}/")))
         try:
             (await state.rpc.request(TRAINING_COMMANDS, cmd, key=project)).unwrap()
-        except LoupeError as err:  # e.g. too few images yet: try again with the next answer
-            log.warning("retraining %s after %d reviewed images was refused: %s", project, counts["waiting"],
-                        err.error.message)
-            await state.reviewed.update_one({"_id": project}, {"$set": {"training_requested": None}})
+        except LoupeError as err:
+            log.info("retraining %s after %d reviewed images refused for now: %s", project, counts["waiting"],
+                     err.error.message)
+            await state.reviewed.update_one({"_id": project}, {"$set": {
+                "training_requested": None, "next_try_at": now() + timedelta(seconds=RETRAIN_RETRY_SECONDS)}})
 
 
 async def on_model_created(state: HumanLoopState, project: str) -> None:
