@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
+from contextlib import suppress
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -206,6 +207,14 @@ async def consumers_ready(broker: KafkaBroker) -> bool:
     """The broker answers and every group consumer of this process has joined its group, so a
     command published now is handled now (not after the next group join)."""
     return all(join.joined for join in _GROUP_JOINS) and await broker.ping(timeout=3.0)
+
+
+async def cancel_all(tasks: list[asyncio.Task]) -> None:
+    """Stop a service's background loops (control loops, sweepers, heartbeats) at shutdown."""
+    for task in tasks:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 def _json(status: int, text: str) -> AsgiResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from faststream import Context
@@ -20,6 +20,7 @@ from faststream.asgi import AsgiFastStream
 from loupe_common import hosting_messages as m
 from loupe_common.db import connect
 from loupe_common.kafka import (
+    cancel_all,
     RequestClient,
     delete_topic,
     ensure_topics,
@@ -83,10 +84,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         try:
             yield
         finally:
-            for task in loops:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(loops)
             await delete_topic(settings, replies)
 
     loops: list[asyncio.Task] = []

@@ -28,6 +28,7 @@ from loupe_common.dataset_messages import ModelVersionEvent
 from loupe_common.db import connect
 from loupe_common.errors import ailab_envelope, new_request_id
 from loupe_common.kafka import (
+    cancel_all,
     RequestClient,
     delete_topic,
     ensure_topics,
@@ -163,10 +164,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             await delete_topic(settings, replies)
 
     tasks: list[asyncio.Task] = []

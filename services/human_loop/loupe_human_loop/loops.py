@@ -41,6 +41,15 @@ async def get_loop(state: HumanLoopState, name: str) -> dict[str, Any]:
     return loop
 
 
+async def announce(state: HumanLoopState, loop: dict[str, Any], status: str, previous: str | None) -> None:
+    """A status change on loupe.humanloop.events (keyed by loop name, so one loop's events stay in order)."""
+    event = {"HumanLoopName": loop["_id"], "HumanLoopArn": loop["arn"], "FlowDefinitionArn": loop["flow_arn"],
+             "HumanLoopStatus": status, "PreviousStatus": previous, "At": iso(now())}
+    if status == m.FAILED:
+        event["FailureCode"], event["FailureReason"] = loop.get("failure_code"), loop.get("failure_reason")
+    await state.publish_event(loop["_id"], event)
+
+
 async def move(state: HumanLoopState, loop: dict[str, Any], status: str, *, extra: dict[str, Any] | None = None,
                failure: tuple[str, str] | None = None) -> dict[str, Any] | None:
     """Change a loop's status if nobody changed the loop since it was read; the updated loop, or None."""
@@ -53,12 +62,7 @@ async def move(state: HumanLoopState, loop: dict[str, Any], status: str, *, extr
         return_document=True,
     )
     if moved is not None:
-        await state.publish_event(moved["_id"], {
-            "HumanLoopName": moved["_id"], "HumanLoopArn": moved["arn"], "FlowDefinitionArn": moved["flow_arn"],
-            "HumanLoopStatus": status, "PreviousStatus": loop["status"],
-            "FailureCode": moved.get("failure_code"), "FailureReason": moved.get("failure_reason"),
-            "At": iso(update["updated_at"]),
-        })
+        await announce(state, moved, status, loop["status"])
     return moved
 
 
@@ -139,10 +143,7 @@ async def _record_failed_start(state: HumanLoopState, cmd: m.StartHumanLoop, rea
         if "duplicate" not in str(exc).lower():
             raise
         return
-    await state.publish_event(loop["_id"], {"HumanLoopName": loop["_id"], "HumanLoopArn": loop["arn"],
-                                            "FlowDefinitionArn": loop["flow_arn"], "HumanLoopStatus": m.FAILED,
-                                            "PreviousStatus": None, "FailureCode": "InternalError",
-                                            "FailureReason": loop["failure_reason"], "At": iso(created)})
+    await announce(state, loop, m.FAILED, None)
 
 
 async def _start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
@@ -191,9 +192,7 @@ async def _start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
         if "duplicate" not in str(exc).lower():
             raise
         return await _start(state, cmd)
-    await state.publish_event(loop["_id"], {"HumanLoopName": loop["_id"], "HumanLoopArn": loop["arn"],
-                                            "FlowDefinitionArn": loop["flow_arn"], "HumanLoopStatus": m.IN_PROGRESS,
-                                            "PreviousStatus": None, "At": iso(created)})
+    await announce(state, loop, m.IN_PROGRESS, None)
     if problem is not None:
         await move(state, loop, m.FAILED, failure=("ValidationError", problem[:1024]))
     return Reply.success({"HumanLoopArn": loop["arn"]})
@@ -274,11 +273,8 @@ async def delete(state: HumanLoopState, cmd: m.DeleteHumanLoop) -> Reply:
     result = await state.loops.delete_one({"_id": loop["_id"], "rev": loop["rev"]})
     if result.deleted_count == 0:
         return await delete(state, cmd)
-    for key in (f"human-loops/{loop['_id']}/",):
-        await state.blobs.delete_prefix(key)
-    await state.publish_event(loop["_id"], {"HumanLoopName": loop["_id"], "HumanLoopArn": loop["arn"],
-                                            "FlowDefinitionArn": loop["flow_arn"], "HumanLoopStatus": "Deleted",
-                                            "PreviousStatus": loop["status"], "At": iso(now())})
+    await state.blobs.delete_prefix(f"human-loops/{loop['_id']}/")
+    await announce(state, loop, "Deleted", loop["status"])
     return Reply.success({})
 
 

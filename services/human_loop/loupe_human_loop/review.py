@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import io
+import json
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,8 +168,6 @@ async def _task(state: HumanLoopState, flow: dict[str, Any], loop: dict[str, Any
 
 
 def _prediction(loop: dict[str, Any]) -> dict[str, Any] | None:
-    import json
-
     try:
         content = json.loads(loop["input_content"])
     except ValueError:

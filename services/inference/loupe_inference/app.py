@@ -21,7 +21,7 @@ from faststream.asgi import AsgiFastStream
 
 from loupe_common.blobs import open_blob_store
 from loupe_common.hosting_messages import AssignmentTable
-from loupe_common.kafka import ensure_topics, make_broker, publish_with_retry, service_app
+from loupe_common.kafka import cancel_all, ensure_topics, make_broker, publish_with_retry, service_app
 from loupe_common.settings import Settings
 from loupe_common.human_loop_messages import ActivationTable
 from loupe_common.topics import HOSTING_ASSIGNMENTS, HUMAN_LOOP_ACTIVATIONS, WORKER_HEARTBEATS
@@ -69,10 +69,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @app.on_shutdown
     async def leave() -> None:
-        for task in tasks:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
         if not workers:
             return
         worker = workers[0]
