@@ -55,8 +55,8 @@ def envelope(rid: str, data: dict[str, Any]) -> JSONResponse:
 
 @admin.post("/flow-definitions")
 async def create_flow_definition(gw: GatewayDep, rid: RequestId, body: AdminBody):
-    fields = parse_json_object(body)
-    cmd = build(m.CreateFlowDefinition, request_id=rid, spec=fields)
+    spec = build(m.FlowDefinitionSpec, **parse_json_object(body))  # errors name the body's own fields
+    cmd = m.CreateFlowDefinition(request_id=rid, spec=spec)
     return envelope(rid, await ask(gw, cmd, cmd.spec.FlowDefinitionName))
 
 
