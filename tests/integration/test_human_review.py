@@ -384,3 +384,35 @@ def test_an_activated_loop_that_cannot_start_fails_visibly(stack, a2i):
     assert described["HumanLoopStatus"] == "Failed" and described["FailureCode"] == "InternalError"
     assert "limit is 1" in described["FailureReason"]
     a2i.stop_human_loop(HumanLoopName=f"{flow}-first")
+
+
+def test_flow_definition_routes(stack, a2i):
+    def call(method: str, path: str, body: dict | None = None) -> httpx.Response:
+        return signed_request(stack.endpoint_url, method, path, body=json.dumps(body).encode() if body else b"",
+                              headers={"Content-Type": "application/json"} if body else {})
+
+    flow = f"routes-{uuid.uuid4().hex[:8]}"
+    spec = {"FlowDefinitionName": flow, "HumanLoopConfig": {"TaskTitle": "T", "TaskDescription": "D", "TaskCount": 4}}
+    bad = call("POST", "/loupe/v1/flow-definitions", spec)
+    assert bad.status_code == 400 and bad.json()["error_detail"]["code"] == "ERROR_INVALID_PARAMETER"
+    assert "'humanLoopConfig.taskCount'" in bad.json()["error_detail"]["message"]
+    spec["HumanLoopConfig"]["TaskCount"] = 2
+    created = call("POST", "/loupe/v1/flow-definitions", spec).json()["data"]
+    assert created["OutputConfig"] == {"S3OutputPath": "s3://loupe-human-loops"}
+    assert call("POST", "/loupe/v1/flow-definitions", spec).status_code == 200  # the same again: idempotent
+    spec["HumanLoopConfig"]["TaskTitle"] = "Other"
+    assert call("POST", "/loupe/v1/flow-definitions", spec).status_code == 409
+    a2i.start_human_loop(HumanLoopName=f"{flow}-1", FlowDefinitionArn=created["FlowDefinitionArn"],
+                         HumanLoopInput={"InputContent": "{}"})
+    described = call("GET", f"/loupe/v1/flow-definitions/{flow}").json()["data"]
+    assert described["HumanLoopCounts"]["InProgress"] == 1
+    assert flow in [f["FlowDefinitionName"] for f in call("GET", "/loupe/v1/flow-definitions").json()["data"]["FlowDefinitions"]]
+    busy = call("DELETE", f"/loupe/v1/flow-definitions/{flow}")
+    assert busy.status_code == 409 and busy.json()["error_detail"]["code"] == "ERROR_RESOURCE_IN_USE"
+    a2i.stop_human_loop(HumanLoopName=f"{flow}-1")
+    deadline = time.monotonic() + 10
+    while a2i.describe_human_loop(HumanLoopName=f"{flow}-1")["HumanLoopStatus"] != "Stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert call("DELETE", f"/loupe/v1/flow-definitions/{flow}").status_code == 200
+    assert call("GET", f"/loupe/v1/flow-definitions/{flow}").status_code == 404
