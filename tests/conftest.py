@@ -18,7 +18,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Stack"]:  # noq
     from loupe_local.stack import Stack
 
     data_dir = tmp_path_factory.mktemp("loupe-data")
-    s = Stack.on_free_ports(data_dir, extra_env={"LOUPE_REQUEST_TIMEOUT_SECONDS": "20"})
+    s = Stack.on_free_ports(data_dir, extra_env={"LOUPE_REQUEST_TIMEOUT_SECONDS": "20",
+                                                         "LOUPE_AUTOSCALE_DOWN_AFTER_SECONDS": "4"})
     s.start()
     try:
         yield s

@@ -216,3 +216,41 @@ def test_detect_survives_the_death_of_one_of_two_units(stack, lookout, hosted):
         time.sleep(0.3)
     assert desc["Status"] == "HOSTED"
     lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1)
+
+
+def test_units_follow_the_load_between_min_and_max(stack, lookout, hosted):
+    """MinInferenceUnits 1, MaxInferenceUnits 2: sustained requests add the second unit (on the
+    second worker), and idleness removes it again (the test stack waits 4 s, not 60)."""
+    extra = stack.add_worker()
+    try:
+        lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1, MaxInferenceUnits=2)
+
+        def message() -> str:
+            return lookout.describe_model(ProjectName=hosted, ModelVersion="1")["ModelDescription"]["StatusMessage"]
+
+        client = make_client("lookoutvision", stack.endpoint_url)
+        image = pattern_png(7400)
+        stop = threading.Event()
+
+        def keep_busy() -> int:
+            calls = 0
+            while not stop.is_set():
+                client.detect_anomalies(ProjectName=hosted, ModelVersion="1", Body=image, ContentType="image/png")
+                calls += 1
+            return calls
+
+        with ThreadPoolExecutor(3) as pool:
+            load = [pool.submit(keep_busy) for _ in range(3)]
+            deadline = time.monotonic() + 40
+            while "Hosted on 2 inference units (scales between 1 and 2" not in (text := message()):
+                assert time.monotonic() < deadline, text
+                time.sleep(0.5)
+            stop.set()
+            assert sum(f.result() for f in load) > 0
+        deadline = time.monotonic() + 40
+        while "Hosted on 1 inference unit (scales between 1 and 2" not in (text := message()):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+    finally:
+        lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1)
+        stack.stop_worker(extra)

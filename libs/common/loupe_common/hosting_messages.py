@@ -58,6 +58,8 @@ class ModelLoad(BaseModel):
     state: Literal["loading", "ready", "failed"]
     error: str | None = None
     serving: bool = Field(False, description="A member of the model's unit group (DetectAnomalies)")
+    busy: float = Field(0.0, ge=0, le=1, description="Share of the last heartbeat interval the unit spent "
+                        "answering requests (drives autoscaling between Min and MaxInferenceUnits)")
 
 
 class WorkerHeartbeat(BaseModel):

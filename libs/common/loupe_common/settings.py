@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     inference_threads: int = Field(0, ge=0, description="onnxruntime threads per worker; 0 = all cores")
     heartbeat_seconds: float = Field(1.0, gt=0)
     worker_timeout_seconds: float = Field(5.0, gt=0, description="A worker silent this long is dead")
+    autoscale_up_cooldown_seconds: float = Field(5.0, ge=0, description="Least time between two unit additions")
+    autoscale_down_after_seconds: float = Field(
+        60.0, ge=0, description="How long units must stay idle before one is removed (never below MinInferenceUnits)")
     max_inference_units: int = Field(
         0, ge=0, description="Largest MinInferenceUnits/MaxInferenceUnits; 0 = topic_partitions"
     )

@@ -45,6 +45,11 @@ async def _version(state: HostingState, cmd: StartModel | StopModel | ResolveDep
     return described["ModelDescription"]["ModelVersion"]
 
 
+def wanted_units(doc: dict) -> int:
+    """Units the deployment runs now: the autoscaler's choice, else MinInferenceUnits."""
+    return doc.get("units") or doc["min_units"]
+
+
 def units_text(units: int) -> str:
     return f"{units} inference unit{'s' if units != 1 else ''}"
 
@@ -69,8 +74,9 @@ async def start_model(state: HostingState, cmd: StartModel) -> Reply:
             message = f"Resizing to {units_text(units[0])}"
             moved = await set_status(state, cmd, cmd.project_name, version, current["status"],
                                      [current["status"]], message, units, hint="; try again")
+            now_running = max(units[0], min(wanted_units(current), units[1] or units[0]))
             await state.deployments.update_one({"_id": key}, {"$set": {
-                "min_units": units[0], "max_units": units[1], "status_message": message}})
+                "min_units": units[0], "max_units": units[1], "units": now_running, "status_message": message}})
             return Reply.success({"Status": moved["Status"]}, status=202)
         message = f"Starting on {units_text(units[0])}"
         moved = await set_status(state, cmd, cmd.project_name, version, STARTING, [TRAINED, HOSTING_FAILED],
@@ -79,7 +85,7 @@ async def start_model(state: HostingState, cmd: StartModel) -> Reply:
         await ensure_topics(state.settings, [(topic, state.settings.topic_partitions)])
         await state.deployments.replace_one({"_id": key}, {
             "_id": key, "project_name": cmd.project_name, "model_version": version, "status": STARTING,
-            "min_units": units[0], "max_units": units[1], "topic": topic,
+            "min_units": units[0], "max_units": units[1], "units": units[0], "topic": topic,
             "artifacts": {name: moved["artifacts"][name] for name in ("model.onnx", "model.json")},
             "status_message": message,
         }, upsert=True)

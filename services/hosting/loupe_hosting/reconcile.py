@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -22,7 +23,8 @@ from loupe_common.hosting_messages import (
 )
 from loupe_common.messages import Command
 
-from .deployments import set_status, units_text
+from .autoscale import Autoscaler
+from .deployments import set_status, units_text, wanted_units
 from .scheduler import assign
 from .store import HostingState
 
@@ -35,6 +37,8 @@ class Reconciler:
         self.publish = publish
         self.generation = 0
         self.wake = asyncio.Event()
+        self.autoscaler = Autoscaler(up_cooldown=state.settings.autoscale_up_cooldown_seconds,
+                                     down_after=state.settings.autoscale_down_after_seconds)
 
     async def run(self) -> None:
         while True:
@@ -52,6 +56,7 @@ class Reconciler:
         fleet = self.state.fleet
         for worker_id in fleet.expire(self.state.settings.worker_timeout_seconds):
             log.warning("inference worker %s stopped sending heartbeats; its units move to live workers", worker_id)
+        await self.autoscale()
         deployments = await self.publish_table()
         for key, doc in deployments.items():
             try:
@@ -59,12 +64,25 @@ class Reconciler:
             except LoupeError as err:  # e.g. the version changed status meanwhile; next step retries
                 log.info("status move for %s deferred: %s", key, err.error.message)
 
+    async def autoscale(self) -> None:
+        """Move each hosted model's unit count within [MinInferenceUnits, MaxInferenceUnits]."""
+        now = time.monotonic()
+        async for doc in self.state.deployments.find({"status": HOSTED}):
+            key = doc["_id"]
+            self.autoscaler.observe(key, self.state.fleet.busy_shares(key))
+            current = wanted_units(doc)
+            units = self.autoscaler.decide(key, current, doc["min_units"], doc.get("max_units") or doc["min_units"], now)
+            if units != current:
+                log.info("%s: %d -> %d inference units (units %.0f%% busy)", key, current, units,
+                         100 * self.autoscaler.history[key].busy)
+                await self.state.deployments.update_one({"_id": key, "status": HOSTED}, {"$set": {"units": units}})
+
     async def publish_table(self) -> dict[str, dict]:
         """Place units on live workers and publish the table; returns the deployments it used."""
         fleet = self.state.fleet
         deployments = {d["_id"]: d async for d in self.state.deployments.find({})}
         active = {k: d for k, d in deployments.items() if d["status"] in (STARTING, HOSTED)}
-        fleet.placement = assign({k: d["min_units"] for k, d in active.items()}, fleet.live(), fleet.placement)
+        fleet.placement = assign({k: wanted_units(d) for k, d in active.items()}, fleet.live(), fleet.placement)
         self.generation += 1
         await self.publish(AssignmentTable(
             generation=self.generation, sent_at=datetime.now(UTC),
@@ -92,14 +110,17 @@ class Reconciler:
             ready = len(fleet.ready_units(key))
             await self._note(doc, self._serving_text(doc, ready))
         elif doc["status"] == STOPPING and not fleet.holders(key):
+            self.autoscaler.forget(key)
             await self._move(doc, TRAINED, [STOPPING], "Hosting stopped")
             await self.state.deployments.delete_one({"_id": key, "status": STOPPING})
 
     @staticmethod
     def _serving_text(doc: dict, ready: int) -> str:
-        wanted = doc["min_units"]
+        wanted = wanted_units(doc)
         if ready >= wanted:
-            return f"Hosted on {units_text(ready)}"
+            high = doc.get("max_units") or doc["min_units"]
+            scaling = f" (scales between {doc['min_units']} and {high} with load)" if high > doc["min_units"] else ""
+            return f"Hosted on {units_text(ready)}{scaling}"
         if ready == 0:
             return f"Hosted, but no inference unit is serving it now (wanted {wanted}); requests wait for one"
         return f"Hosted on {ready} of {units_text(wanted)} (not enough live inference workers for the rest)"

@@ -51,6 +51,10 @@ class Fleet:
                 if key in self.placement.get(w, ()) and (m := beat.models.get(key)) is not None
                 and m.state == "ready" and m.serving]
 
+    def busy_shares(self, key: str) -> list[float]:
+        """How busy each ready unit of `key` was during its worker's last heartbeat interval."""
+        return [self.heartbeats[w].models[key].busy for w in self.ready_units(key)]
+
     def failures(self, key: str) -> list[str]:
         return [m.error or "unknown error" for beat in self.heartbeats.values()
                 if (m := beat.models.get(key)) is not None and m.state == "failed"]
@@ -68,6 +72,6 @@ class HostingState:
 
     @property
     def deployments(self):
-        """{_id: model key, project_name, model_version, status, min_units, max_units, topic, artifacts,
+        """{_id: model key, project_name, model_version, status, min_units, max_units, units (now), topic, artifacts,
         status_message}"""
         return self.db["deployments"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import suppress
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -55,6 +56,15 @@ class ModelUnit:
         self._joined = GroupJoin()  # not registered: a unit does not gate the worker's /ready
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
+        self._busy = 0.0  # seconds spent answering since the last heartbeat
+        self._since = time.monotonic()
+
+    def busy_share(self) -> float:
+        """The share of the time since the last call spent answering (the autoscaler's signal)."""
+        now = time.monotonic()
+        share = self._busy / max(now - self._since, 1e-3)
+        self._busy, self._since = 0.0, now
+        return round(min(share, 1.0), 3)
 
     @property
     def serving(self) -> bool:
@@ -95,7 +105,9 @@ class ModelUnit:
             for tp, records in batches.items():
                 try:
                     for record in records:
+                        started = time.monotonic()
                         await self._answer(record)
+                        self._busy += time.monotonic() - started
                 except Exception:  # noqa: BLE001 - e.g. the broker unreachable: redo the batch later
                     log.exception("requests on %s failed; retrying them", tp)
                     self._consumer.seek(tp, records[0].offset)

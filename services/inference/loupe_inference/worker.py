@@ -69,7 +69,8 @@ class Worker:
 
     def heartbeat(self, *, stopping: bool = False) -> WorkerHeartbeat:
         models = {key: ModelLoad(state=load.state, error=load.error,
-                                 serving=key in self.units and self.units[key].serving)
+                                 serving=key in self.units and self.units[key].serving,
+                                 busy=self.units[key].busy_share() if key in self.units else 0.0)
                   for key, load in self.cache.states.items()}
         return WorkerHeartbeat(worker_id=self.worker_id, sent_at=datetime.now(UTC), started_at=self.started_at,
                                threads=self.threads, models=models, stopping=stopping)
