@@ -174,6 +174,11 @@ def test_doubtful_detection_is_reviewed_in_the_browser(stack, lookout, a2i, host
     assert answer["answerContent"]["anomaly"]["maskS3Uri"].endswith("rita-mask.png")
     assert output["consolidatedAnswer"]["label"] == "anomaly" and output["consolidatedAnswer"]["agreement"] == 1.0
     assert described_output_uri(a2i, loop) == found["OutputS3Uri"]
+    folder = found["OutputS3Uri"].rsplit("/", 1)[0]
+    assert output["taskFiles"] == {"image": f"{folder}/task/image", "heatmap": f"{folder}/task/heatmap.png",
+                                   "mask": f"{folder}/task/model-mask.png"}
+    copied = stack.data_dir / "s3" / output["taskFiles"]["image"].removeprefix("s3://")
+    assert copied.read_bytes() == candidates[doubtful]
 
     # The answer became a labelled entry of the train dataset, with the painted mask.
     deadline = time.monotonic() + 20

@@ -145,6 +145,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
+                await completion.complete_answered(states[0])
                 await loops.sweep(states[0])
                 await completion.retry_feedback(states[0])
                 await completion.retrain_when_due(states[0])

@@ -29,6 +29,7 @@ from .store import HumanLoopState, now
 
 log = logging.getLogger("loupe.human-loop.completion")
 FEEDBACK_ATTEMPTS = 5
+FEEDBACK_STALE_SECONDS = 300  # an `adding` claim older than this was cut short by a crash
 RETRAIN_RETRY_SECONDS = 3
 
 
@@ -63,18 +64,32 @@ async def _write(state: HumanLoopState, uri: str, data: bytes) -> None:
     await asyncio.to_thread(state.buckets.write, bucket, key, data)
 
 
-async def complete(state: HumanLoopState, loop: dict[str, Any]) -> dict[str, Any] | None:
-    """Write output.json and move the loop to Completed (None if it changed meanwhile)."""
-    try:
-        consolidated, output = await _output(state, loop)
-        await _write(state, loop["output_s3_uri"], json.dumps(output, indent=2).encode())
-    except Exception as exc:  # noqa: BLE001 - the loop fails visibly instead of hanging InProgress
-        log.exception("output of %s failed", loop["_id"])
-        return await move(state, loop, m.FAILED, failure=("InternalError", f"Writing the output failed: {exc}"[:1024]))
-    flow = await state.flows.find_one({"_id": loop["flow_name"]})
-    wants_feedback = bool(flow and flow["spec"].get("DatasetFeedback") and loop["task"].get("image_key"))
-    return await move(state, loop, m.COMPLETED, extra={
-        "consolidated": consolidated, "feedback": {"state": "pending", "attempts": 0} if wants_feedback else None})
+async def complete(state: HumanLoopState, loop: dict[str, Any]) -> dict[str, Any]:
+    """Write output.json and move the loop to Completed (or Failed if the output cannot be
+    written), retrying while other changes race it; returns the loop as it ends up."""
+    while loop["status"] == m.IN_PROGRESS and len(loop["answers"]) >= loop["task_count"]:
+        try:
+            consolidated, output = await _output(state, loop)
+            await _write(state, loop["output_s3_uri"], json.dumps(output, indent=2).encode())
+        except Exception as exc:  # noqa: BLE001 - the loop fails visibly instead of hanging InProgress
+            log.exception("output of %s failed", loop["_id"])
+            moved = await move(state, loop, m.FAILED, failure=("InternalError", f"Writing the output failed: {exc}"[:1024]))
+        else:
+            flow = await state.flows.find_one({"_id": loop["flow_name"]})
+            wants_feedback = bool(flow and flow["spec"].get("DatasetFeedback") and loop["task"].get("image_key"))
+            moved = await move(state, loop, m.COMPLETED, extra={
+                "consolidated": consolidated, "complete_pending": False,
+                "feedback": {"state": "pending", "attempts": 0} if wants_feedback else None})
+        if moved is not None:
+            return moved
+        loop = await state.loops.find_one({"_id": loop["_id"]}) or loop  # changed meanwhile: look again
+    return loop
+
+
+async def complete_answered(state: HumanLoopState) -> None:
+    """Loops whose last answer is in but whose completion was cut short (a crash, a lost race)."""
+    for loop in await state.loops.find({"status": m.IN_PROGRESS, "complete_pending": True}).to_list(length=100):
+        await complete(state, loop)
 
 
 async def _output(state: HumanLoopState, loop: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -107,7 +122,23 @@ async def _output(state: HumanLoopState, loop: dict[str, Any]) -> tuple[dict[str
     output = {"flowDefinitionArn": loop["flow_arn"], "humanLoopName": loop["_id"],
               "inputContent": json.loads(loop["input_content"]), "humanAnswers": answers,
               "consolidatedAnswer": public}
+    files = await _task_files(state, loop, folder)
+    if files:
+        output["taskFiles"] = files
     return consolidated, output
+
+
+async def _task_files(state: HumanLoopState, loop: dict[str, Any], folder: str) -> dict[str, str]:
+    """What reviewers saw (the image, the model's heatmap and mask), copied next to output.json."""
+    names = {"image": "image", "heatmap": "heatmap.png", "mask": "model-mask.png"}
+    files = {}
+    for which, name in names.items():
+        key = loop["task"].get(f"{which}_key")
+        if key:
+            uri = f"{folder}/task/{name}"
+            await _write(state, uri, await state.blobs.get(key))
+            files[which] = uri
+    return files
 
 
 # --- answers back into the dataset -------------------------------------------------------------
@@ -171,9 +202,9 @@ async def retrain_when_due(state: HumanLoopState) -> None:
                                  bucket=state.settings.human_loop_bucket, prefix=f"models/{project}/")))
         try:
             (await state.rpc.request(TRAINING_COMMANDS, cmd, key=project)).unwrap()
-        except LoupeError as err:
-            log.info("retraining %s after %d reviewed images refused for now: %s", project, counts["waiting"],
-                     err.error.message)
+        except Exception as exc:  # noqa: BLE001 - refused (LoupeError) or unreachable: try again later
+            reason = exc.error.message if isinstance(exc, LoupeError) else repr(exc)
+            log.info("retraining %s after %d reviewed images refused for now: %s", project, counts["waiting"], reason)
             await state.reviewed.update_one({"_id": project}, {"$set": {
                 "training_requested": None, "next_try_at": now() + timedelta(seconds=RETRAIN_RETRY_SECONDS)}})
 
@@ -184,18 +215,28 @@ async def on_model_created(state: HumanLoopState, project: str) -> None:
 
 
 async def retry_feedback(state: HumanLoopState) -> None:
-    for loop in await state.loops.find({"status": m.COMPLETED, "feedback.state": "pending"}).to_list(length=50):
+    """Add completed loops to their dataset. A loop is claimed first (state `adding`, keyed by its
+    id, not its rev), so a concurrent change to the loop cannot make it be added twice."""
+    stale = now() - timedelta(seconds=FEEDBACK_STALE_SECONDS)
+    waiting = {"status": m.COMPLETED, "$or": [{"feedback.state": "pending"},
+                                              {"feedback.state": "adding", "feedback.started_at": {"$lt": stale}}]}
+    for loop in await state.loops.find(waiting).to_list(length=50):
         attempts = loop["feedback"].get("attempts", 0) + 1
+        claimed = await state.loops.find_one_and_update(
+            {"_id": loop["_id"], "feedback.state": loop["feedback"]["state"]},
+            {"$set": {"feedback": {"state": "adding", "attempts": attempts, "started_at": now()}}},
+            return_document=True)
+        if claimed is None:
+            continue
         try:
-            feedback = await add_to_dataset(state, loop)
+            feedback = await add_to_dataset(state, claimed)
         except LoupeError as err:
             feedback = {"state": "failed", "reason": err.error.message, "attempts": attempts}
         except Exception as exc:  # noqa: BLE001 - e.g. no reply in time: try again on the next sweep
             log.warning("adding %s to its dataset failed (%s); attempt %d", loop["_id"], exc, attempts)
             feedback = {"state": "pending" if attempts < FEEDBACK_ATTEMPTS else "failed",
                         "reason": str(exc)[:500], "attempts": attempts}
-        await state.loops.update_one({"_id": loop["_id"], "rev": loop["rev"]},
-                                     {"$set": {"feedback": feedback}, "$inc": {"rev": 1}})
+        await state.loops.update_one({"_id": loop["_id"]}, {"$set": {"feedback": feedback}})
 
 
 async def reviewed_images(state: HumanLoopState, project: str) -> dict[str, Any]:

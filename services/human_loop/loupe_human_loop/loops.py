@@ -117,11 +117,13 @@ async def _copy_task_image(state: HumanLoopState, name: str, content: Any) -> tu
 async def start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
     try:
         return await _start(state, cmd)
-    except LoupeError as err:
+    except Exception as exc:
         # A loop started by a detection was already named in its result, and nobody awaits this
         # reply: record why it did not start, so DescribeHumanLoop tells the caller.
-        if cmd.origin is not None and err.error.code is not ErrorCode.CONFLICT:
-            await _record_failed_start(state, cmd, err.error.message)
+        conflict = isinstance(exc, LoupeError) and exc.error.code is ErrorCode.CONFLICT
+        if cmd.origin is not None and not conflict:
+            reason = exc.error.message if isinstance(exc, LoupeError) else "an internal error"
+            await _record_failed_start(state, cmd, reason)
         raise
 
 
@@ -231,9 +233,12 @@ async def list_loops(state: HumanLoopState, cmd: m.ListHumanLoops) -> Reply:
     descending = cmd.sort_order == "Descending"
     if cmd.next_token is not None:
         position = decode_token(scope, cmd.next_token)
-        at = datetime.fromisoformat(position["t"])
+        try:
+            at, last = datetime.fromisoformat(position["t"]), str(position["n"])
+        except (KeyError, TypeError, ValueError):
+            raise validation("Invalid pagination token: the NextToken was not issued for this request") from None
         beyond = "$lt" if descending else "$gt"
-        query["$or"] = [{"created_at": {beyond: at}}, {"created_at": at, "_id": {beyond: position["n"]}}]
+        query["$or"] = [{"created_at": {beyond: at}}, {"created_at": at, "_id": {beyond: last}}]
     if created:
         query["created_at"] = created
     direction = -1 if descending else 1
@@ -280,7 +285,8 @@ async def delete(state: HumanLoopState, cmd: m.DeleteHumanLoop) -> Reply:
 
 async def sweep(state: HumanLoopState) -> None:
     """Expire loops past TaskAvailabilityLifetimeInSeconds, and finish stopping ones."""
-    for loop in await state.loops.find({"status": m.IN_PROGRESS, "expires_at": {"$lte": now()}}).to_list(length=500):
+    expired = {"status": m.IN_PROGRESS, "expires_at": {"$lte": now()}, "complete_pending": {"$ne": True}}
+    for loop in await state.loops.find(expired).to_list(length=500):
         await move(state, loop, m.FAILED, extra={"claims": []}, failure=(
             "Expired", f"No complete answer within the task availability lifetime "
                        f"({(loop['expires_at'] - loop['created_at']).total_seconds():.0f} s)"))

@@ -26,7 +26,8 @@ from .loops import get_loop, iso
 from .store import HumanLoopState, now
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
-QUEUE_SCAN = 500  # open loops looked at per claim
+MAX_FAILURES = 5
+LOCK_WINDOW = timedelta(minutes=5)
 
 
 def _hash(password: str, salt: bytes) -> bytes:
@@ -63,15 +64,30 @@ async def delete_reviewer(state: HumanLoopState, cmd: m.DeleteReviewer) -> Reply
 
 async def sign_in(state: HumanLoopState, cmd: m.SignIn) -> Reply:
     reviewer = await state.reviewers.find_one({"_id": cmd.username})
+    if reviewer and reviewer.get("locked_until") and reviewer["locked_until"] > now():
+        # Cheap refusal without hashing: password guessing costs the attacker, not the service.
+        raise denied(f"Too many failed sign-ins; try again after {iso(reviewer['locked_until'])}")
     # Hash even for an unknown name, so timing does not tell which names exist.
     salt = reviewer["salt"] if reviewer else b"\0" * 16
     digest = await asyncio.to_thread(_hash, cmd.password, salt)
     if reviewer is None or not hmac.compare_digest(digest, reviewer["hash"]):
+        if reviewer is not None:
+            await _count_failure(state, reviewer)
         raise denied("Wrong user name or password")
+    await state.reviewers.update_one({"_id": cmd.username}, {"$set": {"failures": [], "locked_until": None}})
     token = secrets.token_urlsafe(32)
     expires = now() + timedelta(hours=state.settings.review_session_hours)
     await state.sessions.insert_one({"_id": _session_id(token), "username": cmd.username, "expires_at": expires})
     return Reply.success({"session": token, "username": cmd.username, "expires_at": iso(expires)})
+
+
+async def _count_failure(state: HumanLoopState, reviewer: dict[str, Any]) -> None:
+    """MAX_FAILURES wrong passwords within LOCK_WINDOW lock the account for LOCK_WINDOW."""
+    at = now()
+    recent = [t for t in reviewer.get("failures", []) if t > at - LOCK_WINDOW] + [at]
+    locked = at + LOCK_WINDOW if len(recent) >= MAX_FAILURES else None
+    await state.reviewers.update_one({"_id": reviewer["_id"]}, {"$set": {"failures": recent[-MAX_FAILURES:],
+                                                                         "locked_until": locked}})
 
 
 def _session_id(token: str) -> str:
@@ -131,13 +147,16 @@ async def claim(state: HumanLoopState, cmd: m.ClaimTask) -> Reply:
     reviewer = await reviewer_of(state, cmd)
     flow = await get_flow(state, cmd.flow_definition_name)
     at = now()
-    candidates = await state.loops.find({"flow_name": flow["_id"], "status": m.IN_PROGRESS}).sort(
-        [("created_at", 1), ("_id", 1)]).to_list(length=QUEUE_SCAN)
-    held = next((loop for loop in candidates if _holds(loop, reviewer, at)), None)
-    if held is not None:  # a reload of the page resumes the task already claimed
-        return Reply.success({"task": await _task(state, flow, held, reviewer)})
+    mine_now = {"flow_name": flow["_id"], "status": m.IN_PROGRESS, "claims.reviewer": reviewer}
+    async for loop in state.loops.find(mine_now):  # a reload of the page resumes the task already claimed
+        if _holds(loop, reviewer, at):
+            return Reply.success({"task": await _task(state, flow, loop, reviewer)})
     limit = flow["spec"]["HumanLoopConfig"]["TaskTimeLimitInSeconds"]
-    for loop in candidates:
+    # Loops this reviewer answered or skipped are left out by the query itself, so the scan below
+    # only meets loops that are full or claimed by others.
+    candidates = state.loops.find({"flow_name": flow["_id"], "status": m.IN_PROGRESS, "skipped": {"$ne": reviewer},
+                                   "answers.workerId": {"$ne": reviewer}}).sort([("created_at", 1), ("_id", 1)])
+    async for loop in candidates:
         if not _open_for(loop, reviewer, at):
             continue
         mine = {"reviewer": reviewer, "claimed_at": at, "expires_at": at + timedelta(seconds=limit)}
@@ -177,8 +196,10 @@ def _prediction(loop: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def task_file(state: HumanLoopState, cmd: m.TaskFile) -> Reply:
-    await reviewer_of(state, cmd)
+    reviewer = await reviewer_of(state, cmd)
     loop = await get_loop(state, cmd.human_loop_name)
+    if _holds(loop, reviewer, now()) is None and not any(a["workerId"] == reviewer for a in loop["answers"]):
+        raise LoupeError(ErrorCode.NOT_FOUND, f"You hold no task of human loop {loop['_id']}; claim it first")
     key = loop["task"].get(f"{cmd.which}_key")
     if not key:
         raise LoupeError(ErrorCode.NOT_FOUND, f"Human loop {loop['_id']} has no {cmd.which}")
@@ -226,11 +247,12 @@ async def answer(state: HumanLoopState, cmd: m.AnswerTask) -> Reply:
     claims = [c for c in _live_claims(loop, at) if c["reviewer"] != reviewer]
     updated = await state.loops.find_one_and_update(
         {"_id": loop["_id"], "rev": loop["rev"], "status": m.IN_PROGRESS},
-        {"$set": {"answers": answers, "claims": claims, "updated_at": at}, "$inc": {"rev": 1}}, return_document=True)
+        {"$set": {"answers": answers, "claims": claims, "updated_at": at,
+                  "complete_pending": len(answers) >= loop["task_count"]}, "$inc": {"rev": 1}}, return_document=True)
     if updated is None:
         return await answer(state, cmd)  # the loop changed meanwhile (another answer): check again
     if len(answers) >= updated["task_count"]:
-        updated = await completion.complete(state, updated) or updated
+        updated = await completion.complete(state, updated)
     return Reply.success({"human_loop_status": updated["status"], "answers": len(answers),
                           "task_count": updated["task_count"]})
 
@@ -239,9 +261,12 @@ async def skip(state: HumanLoopState, cmd: m.SkipTask) -> Reply:
     reviewer = await reviewer_of(state, cmd)
     loop = await get_loop(state, cmd.human_loop_name)
     at = now()
+    if loop["status"] != m.IN_PROGRESS or _holds(loop, reviewer, at) is None:
+        raise LoupeError(ErrorCode.CONFLICT, "You do not hold this task (the claim expired or the loop is "
+                         f"{loop['status']}); nothing to skip")
     claims = [c for c in _live_claims(loop, at) if c["reviewer"] != reviewer]
     updated = await state.loops.find_one_and_update(
-        {"_id": loop["_id"], "rev": loop["rev"]},
+        {"_id": loop["_id"], "rev": loop["rev"], "status": m.IN_PROGRESS},
         {"$set": {"claims": claims, "skipped": sorted({*loop["skipped"], reviewer})}, "$inc": {"rev": 1}})
     if updated is None:
         return await skip(state, cmd)

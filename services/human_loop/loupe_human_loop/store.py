@@ -63,4 +63,5 @@ class HumanLoopState:
 async def ensure_indexes(db: Database) -> None:
     await db["human_loops"].create_index([("flow_name", 1), ("created_at", 1), ("_id", 1)])
     await db["human_loops"].create_index([("status", 1)])
-    await db["review_sessions"].create_index([("expires_at", 1)])
+    # MongoDB removes expired sessions by itself (the embedded store ignores TTL; sign-in checks expiry).
+    await db["review_sessions"].create_index([("expires_at", 1)], expireAfterSeconds=0)

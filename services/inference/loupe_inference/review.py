@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -19,6 +21,8 @@ from loupe_common.settings import Settings
 from loupe_common.topics import HUMAN_LOOP_COMMANDS
 
 from .runtime import Detection, heatmap_png
+
+log = logging.getLogger("loupe.inference.review")
 
 
 class ReviewStarter:
@@ -36,10 +40,18 @@ class ReviewStarter:
         """Some flow definition reviews this model's results (then detections keep their mask)."""
         return bool(self.table and self.table.for_model(project_name, model_version))
 
-    async def maybe_start(self, *, project_name: str, model_version: str, request_id: str, source: str,
-                          image_id: str | None, data: bytes, result: dict, detection: Detection,
-                          info: ImageInfo) -> dict | None:
-        """The HumanLoopActivationOutput to add to the result, or None when no loop starts."""
+    async def maybe_start(self, **detected: Any) -> dict | None:
+        """The HumanLoopActivationOutput to add to the result, or None when no loop starts. Review
+        is an extra: when it fails, the detection is still answered (without a loop)."""
+        try:
+            return await self._start(**detected)
+        except Exception:  # noqa: BLE001 - e.g. blob storage or the broker unreachable
+            log.exception("starting human review for %s failed; answering without it", detected.get("request_id"))
+            return None
+
+    async def _start(self, *, project_name: str, model_version: str, request_id: str, source: str,
+                     image_id: str | None, data: bytes, result: dict, detection: Detection,
+                     info: ImageInfo) -> dict | None:
         if self.table is None:
             return None
         lookout = result["DetectAnomalyResult"]

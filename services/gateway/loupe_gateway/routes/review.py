@@ -214,12 +214,16 @@ async def task_file(gw: GatewayDep, rid: RequestId, loop: str, which: str, sessi
 @page.post("/api/tasks/{loop}/answer")
 async def answer_task(gw: GatewayDep, rid: RequestId, loop: str, request: Request, session: Session = None):
     fields = await _json_body(request)
-    _session(session)
-    mask_key = None
-    if fields.get("mask"):
-        mask_key = await _store_mask(gw, loop, fields["mask"])
-    result = await _reviewer_call(gw, m.AnswerTask, rid, session, loop, human_loop_name=loop,
-                                  label=fields.get("label"), mask_key=mask_key)
+    # Checked before anything is stored: the session (the service then checks the claim) and the name.
+    build(m.AnswerTask, request_id=rid, session=_session(session), human_loop_name=loop, label=fields.get("label"))
+    mask_key = await _store_mask(gw, loop, fields["mask"]) if fields.get("mask") else None
+    try:
+        result = await _reviewer_call(gw, m.AnswerTask, rid, session, loop, human_loop_name=loop,
+                                      label=fields.get("label"), mask_key=mask_key)
+    except Exception:
+        if mask_key:
+            await gw.blobs.delete(mask_key)  # a refused answer leaves nothing behind
+        raise
     return envelope(rid, result)
 
 
