@@ -71,7 +71,9 @@ class Reconciler:
             key = doc["_id"]
             self.autoscaler.observe(key, self.state.fleet.busy_shares(key))
             current = wanted_units(doc)
-            units = self.autoscaler.decide(key, current, doc["min_units"], doc.get("max_units") or doc["min_units"], now)
+            # Beyond the live workers an added unit could not run anywhere.
+            high = max(doc["min_units"], min(doc.get("max_units") or doc["min_units"], len(self.state.fleet.live())))
+            units = self.autoscaler.decide(key, current, doc["min_units"], high, now)
             if units != current:
                 log.info("%s: %d -> %d inference units (units %.0f%% busy)", key, current, units,
                          100 * self.autoscaler.history[key].busy)
