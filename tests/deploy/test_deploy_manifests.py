@@ -40,8 +40,8 @@ SERVICES = {
     "human_loop": "human-loop",
 }
 KUSTOMIZATIONS = ["deploy/k8s/base", "deploy/k8s/overlays/dev"]
-SECRET_KEYS = {"LOUPE_ACCESS_KEY_ID", "LOUPE_SECRET_ACCESS_KEY", "LOUPE_MONGO_URL"}
-DEV_CREDENTIALS = ("LOUPEDEVACCESSKEY", "loupe-dev-secret-key")
+SECRET_KEYS = {"LOUPE_ACCESS_KEY_ID", "LOUPE_SECRET_ACCESS_KEY", "LOUPE_MONGO_URL", "LOUPE_IAM_PASSWORD"}
+DEV_CREDENTIALS = ("LOUPEDEVACCESSKEY", "loupe-dev-secret-key", "loupe-dev-password")
 
 
 def skip_because(reason: str):
@@ -170,6 +170,7 @@ def test_dev_overlay_generates_the_documented_development_credentials():
     assert data == {
         "LOUPE_ACCESS_KEY_ID": "LOUPEDEVACCESSKEY",
         "LOUPE_SECRET_ACCESS_KEY": "loupe-dev-secret-key",
+        "LOUPE_IAM_PASSWORD": "loupe-dev-password",
         "LOUPE_ENVIRONMENT": "development",
         "LOUPE_MONGO_URL": "mongodb://mongo:27017",
     }

@@ -132,7 +132,8 @@ def test_validation_messages_name_fields_like_aws():
 def test_production_refuses_dev_credentials():
     with pytest.raises(ValidationError):
         Settings(_env_file=None, environment="production")
-    Settings(_env_file=None, environment="production", access_key_id="AKIAPROD", secret_access_key="s3cr3t-value")
+    Settings(_env_file=None, environment="production", access_key_id="AKIAPROD", secret_access_key="s3cr3t-value",
+             iam_password="an-iam-s3cret")
 
 
 def test_huawei_error_shape():

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Documented development credentials (README). Refused outside development.
 DEV_ACCESS_KEY_ID = "LOUPEDEVACCESSKEY"
 DEV_SECRET_ACCESS_KEY = "loupe-dev-secret-key"
+DEV_IAM_PASSWORD = "loupe-dev-password"
 
 
 def _default_instance_id() -> str:
@@ -106,6 +107,16 @@ class Settings(BaseSettings):
     review_session_hours: float = Field(12.0, gt=0, description="How long a reviewer stays signed in")
     activation_table_seconds: float = Field(2.0, gt=0, description="How often the activation table is re-sent")
 
+    # Image tagging (Huawei Image Recognition): the IAM-style user that gets tokens, and limits
+    iam_user_name: str = "loupe"
+    iam_password: SecretStr = SecretStr(DEV_IAM_PASSWORD)
+    iam_domain_name: str = Field("loupe", description="The account (domain) name token requests must name")
+    tagging_rate_per_second: float = Field(20.0, gt=0, description="Tagging requests per second per caller "
+                                           "(per gateway); more is APIG.0308")
+    tagging_burst: int = Field(40, ge=1)
+    url_fetch_timeout_seconds: float = Field(10.0, gt=0)
+    tagging_timeout_seconds: float = Field(30.0, gt=0)
+
     instance_id: str = Field(default_factory=_default_instance_id, pattern=r"^[a-z0-9-]{1,80}$")
     log_level: str = "INFO"
 
@@ -116,6 +127,8 @@ class Settings(BaseSettings):
             or self.secret_access_key.get_secret_value() == DEV_SECRET_ACCESS_KEY
         ):
             raise ValueError("LOUPE_ACCESS_KEY_ID/LOUPE_SECRET_ACCESS_KEY must be set in production")
+        if self.environment == "production" and self.iam_password.get_secret_value() == DEV_IAM_PASSWORD:
+            raise ValueError("LOUPE_IAM_PASSWORD must be set in production")
         return self
 
     @property

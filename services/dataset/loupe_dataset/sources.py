@@ -4,14 +4,11 @@ allowed, http(s):// with size, time and address limits (no server-side request f
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from loupe_common.buckets import BucketError, BucketRoot, S3Buckets, open_buckets, read_file
+from loupe_common.fetch import FetchFailed, FetchRefused, fetch_url
 from loupe_common.images import MAX_IMAGE_BYTES
 from loupe_common.settings import Settings
 
@@ -43,7 +40,7 @@ class SourceReader:
         if parts.scheme == "file":
             return await asyncio.to_thread(self._read_file, parts.netloc, unquote(parts.path), max_bytes)
         if parts.scheme in ("http", "https"):
-            return await self._read_http(ref, parts.hostname or "", max_bytes)
+            return await self._read_http(ref, max_bytes)
         raise SourceError(f"unsupported reference scheme in {ref!r}: use s3://, file:// or https://")
 
     def _read_file(self, host: str, path: str, max_bytes: int) -> bytes:
@@ -56,33 +53,9 @@ class SourceReader:
         except BucketError as exc:
             raise SourceError(str(exc)) from None
 
-    async def _check_host(self, host: str) -> None:
-        if self.allow_private_urls:
-            return
+    async def _read_http(self, ref: str, max_bytes: int) -> bytes:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except OSError:
-            raise SourceError(f"cannot resolve host {host!r}") from None
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                raise SourceError(
-                    f"host {host!r} resolves to a non-public address ({address}); "
-                    "set LOUPE_ALLOW_PRIVATE_URLS=true to allow it"
-                )
-
-    async def _read_http(self, ref: str, host: str, max_bytes: int) -> bytes:
-        await self._check_host(host)
-        try:
-            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False) as client:
-                async with client.stream("GET", ref) as response:
-                    if response.status_code != 200:
-                        raise SourceError(f"GET {ref} answered HTTP {response.status_code}")
-                    data = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        data += chunk
-                        if len(data) > max_bytes:
-                            raise SourceError(f"{ref} is larger than {max_bytes} bytes")
-                    return bytes(data)
-        except httpx.HTTPError as exc:
-            raise SourceError(f"GET {ref} failed: {exc.__class__.__name__}") from None
+            return await fetch_url(ref, allow_private=self.allow_private_urls, max_bytes=max_bytes,
+                                   timeout=HTTP_TIMEOUT_SECONDS)
+        except (FetchRefused, FetchFailed) as exc:
+            raise SourceError(str(exc)) from None

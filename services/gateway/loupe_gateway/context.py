@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from loupe_common.blobs import BlobStore
+from loupe_common.errors import LoupeError
+from loupe_common.hosting_messages import H_BLOB
+from loupe_common.messages import Reply
 from loupe_common.kafka import RequestClient
 from loupe_common.settings import Settings
 
@@ -34,3 +38,22 @@ def request_id(request: Request) -> str:
 
 
 RequestId = Annotated[str, Depends(request_id)]
+
+
+async def send_image(gw: Gateway, topic: str, data: bytes, headers: dict[str, str], *, timeout: float,
+                     kind: str) -> Reply:
+    """An image request to the inference workers: the bytes in the Kafka record, or through blob
+    storage (claim check) above LOUPE_CLAIM_CHECK_BYTES; the worker deletes the blob after use.
+    Raises LoupeError when no reply comes within `timeout`."""
+    headers = dict(headers)
+    value, blob = data, None
+    if len(data) > gw.settings.claim_check_bytes:
+        blob = f"transfer/{kind}/{uuid.uuid4().hex}"
+        await gw.blobs.put(blob, data)
+        value, headers[H_BLOB] = b"", blob
+    try:
+        return await gw.rpc.request(topic, value, key=None, headers=headers, timeout=timeout)
+    except LoupeError:
+        if blob:
+            await gw.blobs.delete(blob)
+        raise

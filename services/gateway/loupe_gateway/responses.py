@@ -28,6 +28,7 @@ from .validation import to_validation_error
 
 log = logging.getLogger("loupe.gateway")
 NATIVE_PREFIX = "/loupe/"
+HUAWEI_PREFIXES = ("/v1.0/", "/v2/", "/v3/")  # Image Recognition and its token call
 
 
 class RequestIdMiddleware:
@@ -98,6 +99,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if request.url.path.startswith(HUAWEI_PREFIXES):
+            return JSONResponse({"error_code": "APIG.0101", "error_msg": f"The API does not exist or has not been "
+                                 f"published: {request.method} {request.url.path}"[:300]},
+                                status_code=400, headers={"X-Request-Id": request.state.request_id})
         if _is_native(request):
             code = "ERROR_ILLEGAL_OPERATION" if exc.status_code == 405 else "ERROR_RESOURCE_NOT_FOUND"
             status, body = ailab_envelope(request_id=request.state.request_id, code=code, message=str(exc.detail))

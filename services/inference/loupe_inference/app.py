@@ -5,6 +5,7 @@ Handlers:
   loupe.humanloop.activations -> on_activations (which detections start a human loop)
   loupe.inference.requests.<project>.<version> -> ModelUnit (one consumer group per model version)
   loupe.ingest -> IngestConsumer (group loupe-ingest), results to loupe.ingest.results
+  loupe.tagging.requests -> TaggingUnit (group loupe-tagging), Image Recognition tagging
 Publishes: loupe.inference.heartbeats every heartbeat interval; DetectAnomalies replies to the
 requesting gateway's reply topic; StartHumanLoop to loupe.humanloop.commands when a result meets a
 flow definition's activation conditions.

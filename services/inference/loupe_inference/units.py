@@ -38,19 +38,20 @@ log = logging.getLogger("loupe.inference.units")
 BATCH = 8  # records per fetch; the batch's offsets are committed after all its replies are out
 
 
-def _header(headers: dict[str, bytes], name: str) -> str | None:
+def header_text(headers: dict[str, bytes], name: str) -> str | None:
     value = headers.get(name)
     return value.decode() if value is not None else None
 
 
-class ModelUnit:
-    def __init__(self, settings: Settings, key: str, hosted: HostedModel, cache: ModelCache,
-                 producer: AIOKafkaProducer, blobs: BlobStore, review: ReviewStarter) -> None:
-        self.key = key
-        self._review = review
-        self.hosted = hosted
+class RequestUnit:
+    """A consumer-group member that answers request records (reply_to + correlation_id headers),
+    committing a batch's offsets only after every reply of the batch is out."""
+
+    def __init__(self, settings: Settings, topic: str, group: str, producer: AIOKafkaProducer,
+                 blobs: BlobStore) -> None:
         self._settings = settings
-        self._cache = cache
+        self._topic = topic
+        self._group = group
         self._producer = producer
         self._blobs = blobs
         self._joined = GroupJoin()  # not registered: a unit does not gate the worker's /ready
@@ -58,6 +59,9 @@ class ModelUnit:
         self._task: asyncio.Task | None = None
         self._busy = 0.0  # seconds spent answering since the last heartbeat
         self._since = time.monotonic()
+
+    async def handle(self, value: bytes, headers: dict[str, bytes], blob: str | None) -> Reply:
+        raise NotImplementedError
 
     def busy_share(self) -> float:
         """The share of the time since the last call spent answering (the autoscaler's signal)."""
@@ -71,11 +75,10 @@ class ModelUnit:
         return self._joined.joined
 
     async def start(self) -> None:
-        await self._cache.get(self.key, self.hosted)  # load and warm up before joining the group
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             client_id=f"loupe-unit-{self._settings.instance_id}",
-            group_id=model_group(self.hosted.project_name, self.hosted.model_version),
+            group_id=self._group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=6000,
@@ -84,7 +87,7 @@ class ModelUnit:
             max_partition_fetch_bytes=self._settings.kafka_max_message_bytes + 65536,
             fetch_max_bytes=self._settings.kafka_max_message_bytes * 2,
         )
-        self._consumer.subscribe([self.hosted.topic], listener=self._joined)
+        self._consumer.subscribe([self._topic], listener=self._joined)
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
 
@@ -125,13 +128,13 @@ class ModelUnit:
 
     async def _answer(self, record: ConsumerRecord) -> None:
         headers = {k: v for k, v in (record.headers or ())}
-        reply_to = _header(headers, H_REPLY_TO)
-        correlation = _header(headers, H_CORRELATION)
+        reply_to = header_text(headers, H_REPLY_TO)
+        correlation = header_text(headers, H_CORRELATION)
         if not reply_to or not correlation:
             log.warning("dropping a request without reply_to/correlation_id at %s:%s", record.partition, record.offset)
             return
-        blob = _header(headers, H_BLOB)
-        reply = await self._detect(record.value or b"", headers, blob)
+        blob = header_text(headers, H_BLOB)
+        reply = await self.handle(record.value or b"", headers, blob)
         await self._producer.send_and_wait(
             reply_to, reply.model_dump_json().encode(),
             headers=[(H_CORRELATION, correlation.encode()), ("content-type", b"application/json")],
@@ -140,17 +143,33 @@ class ModelUnit:
             with suppress(BlobNotFound):
                 await self._blobs.delete(blob)
 
-    async def _detect(self, value: bytes, headers: dict[str, bytes], blob: str | None) -> Reply:
-        request_id = _header(headers, H_REQUEST_ID) or "?"
+
+class ModelUnit(RequestUnit):
+    """An inference unit of one hosted model version: DetectAnomalies requests of its topic."""
+
+    def __init__(self, settings: Settings, key: str, hosted: HostedModel, cache: ModelCache,
+                 producer: AIOKafkaProducer, blobs: BlobStore, review: ReviewStarter) -> None:
+        super().__init__(settings, hosted.topic, model_group(hosted.project_name, hosted.model_version), producer, blobs)
+        self.key = key
+        self.hosted = hosted
+        self._cache = cache
+        self._review = review
+
+    async def start(self) -> None:
+        await self._cache.get(self.key, self.hosted)  # load and warm up before joining the group
+        await super().start()
+
+    async def handle(self, value: bytes, headers: dict[str, bytes], blob: str | None) -> Reply:
+        request_id = header_text(headers, H_REQUEST_ID) or "?"
         try:
             data = await self._blobs.get(blob) if blob else value
-            threshold = _header(headers, H_THRESHOLD)
+            threshold = header_text(headers, H_THRESHOLD)
             runtime = await self._cache.get(self.key, self.hosted)
             project, version = self.hosted.project_name, self.hosted.model_version
-            with_mask = _header(headers, H_MASK) != "0"
+            with_mask = header_text(headers, H_MASK) != "0"
             reviewed = self._review.covers(project, version)
             result, detection, info = await asyncio.to_thread(
-                scoring.detect, runtime, data, content_type=_header(headers, H_CONTENT_TYPE),
+                scoring.detect, runtime, data, content_type=header_text(headers, H_CONTENT_TYPE),
                 threshold=float(threshold) if threshold else None, with_mask=with_mask or reviewed,
             )
             if reviewed:

@@ -1,5 +1,6 @@
 """One inference worker: follows the hosting service's assignment table (start and stop units,
-drop models nobody hosts any more), reports its state in heartbeats, and runs the ingest consumer."""
+drop models nobody hosts any more), reports its state in heartbeats, and runs the ingest consumer
+and the image tagging unit (the tagging models are hosted on every worker by default)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from loupe_common.settings import Settings
 from .ingest import IngestConsumer
 from .models import ModelCache
 from .review import ReviewStarter
+from .tagging import TaggingUnit
 from .units import ModelUnit
 
 log = logging.getLogger("loupe.inference.worker")
@@ -43,6 +45,7 @@ class Worker:
             enable_idempotence=settings.kafka_idempotent_producer,
         )
         self.review = ReviewStarter(settings, blobs, self.producer)
+        self.tagging = TaggingUnit(settings, self.producer, blobs, self.threads)
         self.ingest = IngestConsumer(settings, self.cache, self.producer, lambda: self.table, self.review)
         self._changed = asyncio.Event()
         self._follow: asyncio.Task | None = None
@@ -50,6 +53,7 @@ class Worker:
     async def start(self) -> None:
         await self.producer.start()
         await self.ingest.start()
+        await self.tagging.start()
         self._follow = asyncio.create_task(self._follow_table())
 
     async def stop(self) -> None:
@@ -59,6 +63,7 @@ class Worker:
                 await self._follow
         for unit in list(self.units.values()):
             await unit.stop()
+        await self.tagging.stop()
         await self.ingest.stop()
         await self.producer.stop()
 

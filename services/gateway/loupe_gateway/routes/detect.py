@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import uuid
 import warnings
 from typing import Annotated
 
@@ -20,7 +19,6 @@ from PIL import Image
 
 from loupe_common.errors import AILAB_FOR_AWS, AilabError, ErrorCode, LoupeError, ailab_envelope, validation
 from loupe_common.hosting_messages import (
-    H_BLOB,
     H_CONTENT_TYPE,
     H_MASK,
     H_REQUEST_ID,
@@ -30,7 +28,7 @@ from loupe_common.hosting_messages import (
 from loupe_common.images import CONTENT_TYPES, MAX_IMAGE_BYTES, MAX_SIDE, ImageRejected, check_sides, sniff_format
 
 from ..auth import signed_body
-from ..context import Gateway, GatewayDep, RequestId
+from ..context import Gateway, GatewayDep, RequestId, send_image
 from ..validation import build
 
 # Read a little past the limit so an oversized image gets the size error, not a generic one.
@@ -83,17 +81,9 @@ async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, c
     headers = {H_REQUEST_ID: rid, H_CONTENT_TYPE: declared, H_MASK: "1" if with_mask else "0"}
     if threshold is not None:
         headers[H_THRESHOLD] = repr(threshold)
-    value, blob = body, None
-    if len(body) > gw.settings.claim_check_bytes:
-        blob = f"transfer/detect/{uuid.uuid4().hex}"
-        await gw.blobs.put(blob, body)
-        value, headers[H_BLOB] = b"", blob
     try:
-        reply = await gw.rpc.request(topic, value, key=None, headers=headers,
-                                     timeout=gw.settings.detect_timeout_seconds)
+        reply = await send_image(gw, topic, body, headers, timeout=gw.settings.detect_timeout_seconds, kind="detect")
     except LoupeError:
-        if blob:
-            await gw.blobs.delete(blob)
         raise LoupeError(ErrorCode.INTERNAL, f"No inference unit answered within "
                          f"{gw.settings.detect_timeout_seconds:.0f} s; try again") from None
     return reply.unwrap()
