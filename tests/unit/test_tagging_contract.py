@@ -49,6 +49,12 @@ def test_v1_shape():
     assert [t["tag"] for t in shape(TAGS, TaggingParams("v1", "zh", 30, 0.0))["result"]["tags"]] == ["人", "虎斑猫", "湖边"]
 
 
+def test_a_name_is_shown_once():
+    breeds = [Found("beagle", "犬", "object", "Animal", "动物", 30.0), Found("basset", "犬", "object", "Animal", "动物", 20.0)]
+    assert [t["i18n_tag"]["en"] for t in shape(breeds, TaggingParams("v1", "zh", 30, 0.0))["result"]["tags"]] == ["beagle"]
+    assert len(shape(breeds, TaggingParams("v1", "en", 30, 0.0))["result"]["tags"]) == 2
+
+
 def test_v2_shape():
     result = shape(TAGS, TaggingParams("v2", "en", 50, 60.0))["result"]["tags"]
     assert [t["tag"] for t in result] == ["Person", "Tabby cat"]  # threshold 60 drops the lake

@@ -51,11 +51,19 @@ def _v2_name(name: str) -> str:
 
 
 def shape(tags: list[Any], params: TaggingParams) -> dict:
-    """The reference's result: tags at or above the threshold, most confident first, at most
-    `limit`; v1 with float confidences and object/scene/concept types, v2 with string confidences,
+    """The reference's result: tags at or above the threshold, most confident first, each name
+    once, at most `limit`; v1 with float confidences and object/scene/concept types, v2 with string confidences,
     a category type and object instances."""
-    kept = sorted((t for t in tags if t.confidence >= params.threshold), key=lambda t: -t.confidence)[: params.limit]
     zh = params.language == "zh"
+    kept, shown = [], set()
+    for t in sorted((t for t in tags if t.confidence >= params.threshold), key=lambda t: -t.confidence):
+        name = t.zh if zh else t.en
+        if name in shown:  # several classes can share a Chinese name (breeds -> 犬): show it once
+            continue
+        shown.add(name)
+        kept.append(t)
+        if len(kept) == params.limit:
+            break
     out = []
     for t in kept:
         if params.version == "v1":
