@@ -114,8 +114,8 @@ def main() -> None:
             body = {"image": base64.b64encode(photo("chelsea")).decode(), "language": "en"}
             for version in ("v1", "v2"):
                 times = latency(stack.endpoint_url, token, version, body, args.requests)
-                print(f"{version} through the gateway ({args.requests} sequential): p50 {percentile(times, 50):.1f} ms, "
-                      f"p95 {percentile(times, 95):.1f} ms, p99 {percentile(times, 99):.1f} ms")
+                print(f"{version} through the gateway ({args.requests} sequential): p50 {percentile(times, 0.5):.1f} ms, "
+                      f"p95 {percentile(times, 0.95):.1f} ms, p99 {percentile(times, 0.99):.1f} ms")
             for clients in (1, 4):
                 rate = throughput(stack.endpoint_url, token, body, args.seconds, clients)
                 print(f"throughput, one worker, {clients} concurrent clients: {rate:.1f} images/s")
