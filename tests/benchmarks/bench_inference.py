@@ -118,7 +118,8 @@ async def ingest_throughput(bootstrap: str, data: list[bytes], count: int) -> fl
 def run_configuration(workers: int, threads: int, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack.on_free_ports(Path(tmp), inference_workers=workers,
-                                    extra_env={"LOUPE_INFERENCE_THREADS": str(threads)})
+                                    extra_env={"LOUPE_INFERENCE_THREADS": str(threads),
+                                               "LOUPE_TAGGING_ENABLED": str(args.tagging == "on").lower()})
         with stack:
             client = make_client("lookoutvision", stack.endpoint_url)
             client.create_project(ProjectName=PROJECT)
@@ -136,7 +137,8 @@ def run_configuration(workers: int, threads: int, args: argparse.Namespace) -> N
             rate = throughput(stack.endpoint_url, data, args.seconds, clients=4 * workers)
             ingest_rate = asyncio.run(ingest_throughput(stack.kafka_bootstrap, data, args.ingest))
             rss = {name: peak_rss_mb(stack.processes[name].pid) for name in stack.worker_names()}
-            print(f"\n== {workers} worker(s) x {threads} onnxruntime thread(s), 224x224 PNG, model input 256 px ==")
+            print(f"\n== {workers} worker(s) x {threads} onnxruntime thread(s), 224x224 PNG, model input 256 px, "
+                  f"tagging models {args.tagging} ==")
             print(f"raw model (in-process): session.run p50 {raw_run:.1f} ms; whole detect (decode+run+mask) "
                   f"{raw_full:.1f} ms")
             print(f"DetectAnomalies via boto3, sequential ({args.requests}): p50 {p50:.1f} ms  p95 {p95:.1f} ms  "
@@ -154,6 +156,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--ingest", type=int, default=400)
     parser.add_argument("--configs", default="1x2,1x1,2x1", help="workers x threads, comma separated")
+    parser.add_argument("--tagging", choices=("on", "off"), default="on",
+                        help="whether the workers also load the image tagging models (LOUPE_TAGGING_ENABLED)")
     args = parser.parse_args()
     for config in args.configs.split(","):
         workers, threads = (int(x) for x in config.split("x"))

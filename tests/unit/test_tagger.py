@@ -137,7 +137,7 @@ def test_every_catalogue_entry_has_both_languages(catalogue):
     for t in tags:
         assert t["en"].strip() and t["zh"].strip(), t
         assert all("\u4e00" <= ch <= "\u9fff" or ch == "·" for ch in t["zh"]), t
-        assert t["zh_source"] in ("cedict", "compound", "hypernym")
+        assert t["zh_source"] in ("cc-cedict", "cedict", "compound", "hypernym")
         assert t["type_v1"] in ("object", "scene", "concept")
         assert t["category"] in catalogue["categories"]
     for name, category in catalogue["categories"].items():
@@ -145,7 +145,15 @@ def test_every_catalogue_entry_has_both_languages(catalogue):
     every_class = [index for t in tags for index in t.get("imagenet", [])]
     assert sorted(every_class) == list(range(1000))
     coverage = catalogue["coverage"]
-    assert coverage["zh_cedict"] + coverage["zh_compound"] + coverage["zh_hypernym"] == len(tags)
+    assert (coverage["zh_cc_cedict"] + coverage["zh_cedict"] + coverage["zh_compound"] + coverage["zh_hypernym"]
+            == len(tags))
+    assert "CC BY-SA 4.0" in catalogue["sources"]["cc-cedict"]["license"]
+
+
+def test_common_tags_have_specific_chinese_names(catalogue):
+    zh = {t["en"]: t["zh"] for t in catalogue["tags"]}
+    assert zh["cat"] == "猫" and zh["dog"] in ("狗", "犬") and zh["banana"] == "香蕉"
+    assert zh["person"] == "人" and zh["car"] == "汽车" and zh["Golden Retriever"] != zh["dog"]
 
 
 def test_catalogue_mappings(catalogue):

