@@ -97,3 +97,19 @@ def test_exported_graph_equals_the_training_pipeline(fitted, tmp_path):
     assert meta["input"]["shape"] == [1, 3, SIZE, SIZE] and meta["format"] == "loupe-patchcore-v1"
     names = {i.name for i in session.get_inputs()}
     assert names == {"pixels"}  # the threshold is not an input baked into the graph either
+
+
+def test_an_image_anomalous_everywhere_is_flagged(fitted):
+    """Noise has no peak above its own background, so the local term alone misses it; the global
+    term (the map's mean above what normal images reach) catches it, and leaves normal images be."""
+    from helpers import png_bytes
+
+    noise = np.stack([decode_pixels(png_bytes(SIZE, SIZE, seed=s), SIZE)[0] for s in range(3)])
+    normal = np.stack([pixels(400 + i) for i in range(6)])
+    noise_scores, noise_maps = fitted.score(noise)
+    normal_scores, normal_maps = fitted.score(normal)
+    ceiling = fitted.scorer.background_ceiling
+    assert (noise_maps.reshape(3, -1).mean(axis=1) > ceiling).all()
+    assert (normal_maps.reshape(6, -1).mean(axis=1) <= ceiling).all()
+    assert (noise_scores > fitted.calibration.threshold).all(), (noise_scores, fitted.calibration.threshold)
+    assert noise_scores.min() > normal_scores.max()

@@ -89,12 +89,18 @@ class Detector:
         scale, shift = border_normalisation(loo, cfg.border_rings)
         self.scorer = PatchScorer(bank, grid, cfg.image_size, scale, shift, cfg.blur_sigma, cfg.top_k)
         loo_maps = self.scorer.anomaly_maps(loo * scale + shift)
+        # The highest background level normal images show (leave-one-out maps run a little hot,
+        # which keeps normal images clear of the global term).
+        backgrounds = loo_maps.reshape(len(loo_maps), -1).mean(axis=1)
+        spread = backgrounds.std(ddof=1) if len(backgrounds) > 1 else 0.0
+        self.scorer.background_ceiling = float(max(backgrounds.max(), backgrounds.mean() + 3 * spread))
         self.loo_scores = self.scorer.image_scores(loo_maps)
         # Mask pixels are judged on the map's own scale: above what normal images reach.
         peaks = loo_maps.reshape(len(loo_maps), -1).max(axis=1)
         self.pixel_threshold = float(peaks.mean() + 3 * (peaks.std(ddof=1) if len(peaks) > 1 else 0.0))
         self.stats = {"training_images": seen, "bank_rows": int(len(bank)), "feature_dim": int(bank.shape[1]),
-                      "grid": list(grid), "loo_images": len(kept)}
+                      "grid": list(grid), "loo_images": len(kept),
+                      "background_ceiling": round(self.scorer.background_ceiling, 6)}
 
     def score(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, 3, S, S) -> image scores (n,) and anomaly maps (n, S, S)."""

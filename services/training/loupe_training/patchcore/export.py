@@ -78,6 +78,7 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
         _const("map_shape", np.array([1, 1, scorer.image_size, scorer.image_size], np.int64)),
         _const("flat_shape", np.array([1, scorer.image_size * scorer.image_size], np.int64)),
         _const("k", np.array([scorer.top_k], np.int64)),
+        _const("background_ceiling", np.float32(scorer.background_ceiling)),
     ]
     nodes += [
         helper.make_node("Concat", pooled, ["features"], axis=1) if len(pooled) > 1
@@ -103,7 +104,10 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
         helper.make_node("TopK", ["flat", "k"], ["top_values", "top_indices"], axis=1),
         helper.make_node("ReduceMean", ["top_values"], ["top_mean"], axes=[1], keepdims=0),
         helper.make_node("ReduceMean", ["flat"], ["map_mean"], axes=[1], keepdims=0),
-        helper.make_node("Sub", ["top_mean", "map_mean"], ["image_score"]),
+        helper.make_node("Sub", ["top_mean", "map_mean"], ["local_score"]),
+        helper.make_node("Sub", ["map_mean", "background_ceiling"], ["background_excess"]),
+        helper.make_node("Max", ["background_excess", "zero"], ["global_score"]),
+        helper.make_node("Add", ["local_score", "global_score"], ["image_score"]),
     ]
     inits.append(_const("one_axis", np.array([1], np.int64)))
     inputs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, [1, *tap_shapes[t]]) for t in taps]
