@@ -317,6 +317,9 @@ def test_dockerfile_builds_a_small_non_root_image_of_one_service(directory):
     expected = [f"--from={builder_name} /opt/venv /opt/venv"]
     if directory == "training":  # trains on the exported ONNX backbones from the build-time stage
         expected.append("--from=models /opt/loupe/models /opt/loupe/models")
+    if directory == "inference":  # image tagging: the classifier and the converted detector
+        expected += ["--from=models /opt/loupe/models /opt/loupe/models",
+                     "--from=detector /opt/loupe/detector /opt/loupe/models"]
     assert copied == expected, "the runtime image gets only the venv (and exported models)"
     users = [args for kw, args in final if kw == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}, "the image runs as a non-root user"
