@@ -128,3 +128,15 @@ def wait_status(lookout, project: str, version: str, wanted: str, timeout: float
     desc = wait_model(lookout, project, version, timeout, done=lambda s: s in (wanted, "HOSTING_FAILED"))
     assert desc["Status"] == wanted, desc
     return desc
+
+
+def train_and_host(lookout, root, project: str, *, test_normal: int = 6, test_anomalous: int = 6) -> tuple[dict, dict]:
+    """A project with a pattern-image model version 1, trained and started on one inference unit:
+    (the StartModel response, DescribeModel once HOSTED)."""
+    lookout.create_project(ProjectName=project)
+    fill(lookout, root, project, "train", normal=14, anomalous=0, seed=0)
+    fill(lookout, root, project, "test", normal=test_normal, anomalous=test_anomalous, seed=100)
+    lookout.create_model(ProjectName=project, OutputConfig=OUTPUT)
+    assert wait_model(lookout, project)["Status"] == "TRAINED"
+    started = lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)
+    return started, wait_status(lookout, project, "1", "HOSTED")

@@ -8,23 +8,16 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from helpers import OUTPUT, code_of, fill, pattern_png, png_bytes, signed_request, wait_model, wait_status
+from helpers import OUTPUT, code_of, fill, pattern_png, png_bytes, signed_request, train_and_host, wait_model, wait_status
 
 
 @pytest.fixture(scope="module")
 def hosted(lookout, stack):
     """A trained model version 1, started on one inference unit."""
     project = "hosted-model"
-    lookout.create_project(ProjectName=project)
-    root = stack.data_dir / "s3"
-    fill(lookout, root, project, "train", normal=14, anomalous=0, seed=0)
-    fill(lookout, root, project, "test", normal=6, anomalous=6, seed=100)
-    lookout.create_model(ProjectName=project, OutputConfig=OUTPUT)
-    assert wait_model(lookout, project)["Status"] == "TRAINED"
-    started = lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)
+    started, desc = train_and_host(lookout, stack.data_dir / "s3", project)
     assert started["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert started["Status"] == "STARTING_HOSTING"
-    desc = wait_status(lookout, project, "1", "HOSTED")
     assert desc["MinInferenceUnits"] == 1
     return project
 

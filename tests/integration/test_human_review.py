@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from PIL import Image
 
-from helpers import OUTPUT, fill, make_client, pattern_png, put_object, signed_request, wait_dataset, wait_model, wait_status
+from helpers import make_client, pattern_png, put_object, signed_request, train_and_host, wait_dataset, wait_model
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "review-pass-123"
@@ -51,13 +51,7 @@ def a2i(stack):
 @pytest.fixture(scope="module")
 def hosted(lookout, stack):
     project = "reviewed-model"
-    lookout.create_project(ProjectName=project)
-    fill(lookout, stack.data_dir / "s3", project, "train", normal=14, anomalous=0, seed=0)
-    fill(lookout, stack.data_dir / "s3", project, "test", normal=6, anomalous=6, seed=100)
-    lookout.create_model(ProjectName=project, OutputConfig=OUTPUT)
-    assert wait_model(lookout, project)["Status"] == "TRAINED"
-    lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)
-    wait_status(lookout, project, "1", "HOSTED")
+    train_and_host(lookout, stack.data_dir / "s3", project)
     yield project
     lookout.stop_model(ProjectName=project, ModelVersion="1")
 
@@ -68,6 +62,18 @@ def reviewer(stack, name: str) -> httpx.Client:
     signed = client.post("/loupe/review/api/session", json={"username": name, "password": PASSWORD})
     assert signed.status_code == 200, signed.text
     return client
+
+
+def started_loop(a2i, name: str, timeout: float = 10) -> dict:
+    """DescribeHumanLoop once the loop exists: an activated loop is named in the result before the
+    human-loop service has taken the worker's StartHumanLoop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return a2i.describe_human_loop(HumanLoopName=name)
+        except a2i.exceptions.ResourceNotFoundException:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
 
 
 def detect_until_reviewed(lookout, project: str, image: bytes, timeout: float = 15) -> dict:
@@ -113,14 +119,7 @@ def test_doubtful_detection_is_reviewed_in_the_browser(stack, lookout, a2i, host
     sure = lookout.detect_anomalies(ProjectName=project, ModelVersion="1", Body=clear, ContentType="image/png")
     assert sure["DetectAnomalyResult"]["Confidence"] > below
     assert "x-loupe-human-loop-name" not in sure["ResponseMetadata"]["HTTPHeaders"]
-    deadline = time.monotonic() + 10
-    while True:  # the worker sent StartHumanLoop before answering; the service takes it at once
-        try:
-            described = a2i.describe_human_loop(HumanLoopName=loop)
-            break
-        except a2i.exceptions.ResourceNotFoundException:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    described = started_loop(a2i, loop)
     assert described["HumanLoopStatus"] == "InProgress"
     assert described["FlowDefinitionArn"].endswith(f":flow-definition/{flow}")
 
@@ -316,14 +315,7 @@ def test_ingest_results_name_their_human_loop(stack, a2i, hosted):
     activation = result["data"]["HumanLoopActivationOutput"]
     assert activation["HumanLoopActivationReasons"][0] == "Sampling"
     assert activation["HumanLoopArn"] == f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:human-loop/{activation['HumanLoopName']}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            described = a2i.describe_human_loop(HumanLoopName=activation["HumanLoopName"])
-            break
-        except a2i.exceptions.ResourceNotFoundException:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    described = started_loop(a2i, activation["HumanLoopName"])
     assert described["FlowDefinitionArn"].endswith(f"flow-definition/{flow}")
     # Stop it so it does not linger in the shared stack's queue.
     a2i.stop_human_loop(HumanLoopName=activation["HumanLoopName"])
@@ -378,14 +370,7 @@ def test_an_activated_loop_that_cannot_start_fails_visibly(stack, a2i):
             await producer.stop()
 
     asyncio.run(publish())
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            described = a2i.describe_human_loop(HumanLoopName=name)
-            break
-        except a2i.exceptions.ResourceNotFoundException:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    described = started_loop(a2i, name)
     assert described["HumanLoopStatus"] == "Failed" and described["FailureCode"] == "InternalError"
     assert "limit is 1" in described["FailureReason"]
     a2i.stop_human_loop(HumanLoopName=f"{flow}-first")

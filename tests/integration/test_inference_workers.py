@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from helpers import OUTPUT, fill, make_client, pattern_png, wait_model, wait_status
+from helpers import make_client, pattern_png, train_and_host, wait_status
 
 INGEST, RESULTS = "loupe.ingest", "loupe.ingest.results"
 PROJECT = "ingest-model"
@@ -26,13 +26,7 @@ PROJECT = "ingest-model"
 
 @pytest.fixture(scope="module")
 def hosted(lookout, stack):
-    lookout.create_project(ProjectName=PROJECT)
-    fill(lookout, stack.data_dir / "s3", PROJECT, "train", normal=14, anomalous=0, seed=0)
-    fill(lookout, stack.data_dir / "s3", PROJECT, "test", normal=4, anomalous=4, seed=100)
-    lookout.create_model(ProjectName=PROJECT, OutputConfig=OUTPUT)
-    assert wait_model(lookout, PROJECT)["Status"] == "TRAINED"
-    lookout.start_model(ProjectName=PROJECT, ModelVersion="1", MinInferenceUnits=1)
-    wait_status(lookout, PROJECT, "1", "HOSTED")
+    train_and_host(lookout, stack.data_dir / "s3", PROJECT, test_normal=4, test_anomalous=4)
     yield PROJECT
     lookout.stop_model(ProjectName=PROJECT, ModelVersion="1")
     wait_status(lookout, PROJECT, "1", "TRAINED")

@@ -24,12 +24,9 @@ FLOW_ARN_PATTERN = r"^arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:flow-defin
 MAX_INPUT_CONTENT = 3_145_728
 MAX_ARN = 1024
 MAX_NEXT_TOKEN = 8192
-CONTENT_CLASSIFIERS = ("FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent")
 
 IN_PROGRESS, FAILED, COMPLETED, STOPPED, STOPPING = "InProgress", "Failed", "Completed", "Stopped", "Stopping"
-LoopStatus = Literal["InProgress", "Failed", "Completed", "Stopped", "Stopping"]
 ACTIVE = (IN_PROGRESS, STOPPING)
-FailureCode = Literal["ValidationError", "Expired", "InternalError"]
 
 LoopName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=NAME_PATTERN)]
 FlowName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=NAME_PATTERN)]
@@ -310,6 +307,12 @@ class ReviewerCommand(Command):
     session: SessionToken
 
 
+class WhoAmI(ReviewerCommand):
+    """The signed-in reviewer of a session (the page's first call)."""
+
+    operation: Literal["WhoAmI"] = "WhoAmI"
+
+
 class SignOut(ReviewerCommand):
     operation: Literal["SignOut"] = "SignOut"
 
@@ -349,7 +352,7 @@ HumanLoopCommand = Annotated[
     StartHumanLoop | DescribeHumanLoop | ListHumanLoops | StopHumanLoop | DeleteHumanLoop
     | GetHumanLoopOutput | CreateFlowDefinition | DescribeFlowDefinition | ListFlowDefinitions
     | DeleteFlowDefinition | ReviewedImages | CreateReviewer | ListReviewers | DeleteReviewer | SignIn
-    | SignOut | ReviewQueue | ClaimTask | TaskFile | AnswerTask | SkipTask,
+    | WhoAmI | SignOut | ReviewQueue | ClaimTask | TaskFile | AnswerTask | SkipTask,
     Field(discriminator="operation"),
 ]
 

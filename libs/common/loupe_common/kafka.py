@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -226,11 +226,24 @@ async def _alive(scope: Any) -> AsgiResponse:  # noqa: ARG001
     return _json(200, "ok")
 
 
-def service_app(broker: KafkaBroker, **kwargs: Any) -> AsgiFastStream:
-    """A message-only service as an ASGI app: /health (alive) and /ready (consuming)."""
+def service_app(broker: KafkaBroker, *, background: Sequence[Callable[[], Awaitable[None]]] = (),
+                **kwargs: Any) -> AsgiFastStream:
+    """A message-only service as an ASGI app: /health (alive) and /ready (consuming).
+    `background`: the service's own loops (control loops, sweepers, heartbeats), started once the
+    broker is connected and cancelled first at shutdown."""
 
     @get
     async def ready(scope: Any) -> AsgiResponse:  # noqa: ARG001
         return _json(200, "ok") if await consumers_ready(broker) else _json(503, "starting")
 
-    return AsgiFastStream(broker, asgi_routes=[("/health", _alive), ("/ready", ready)], **kwargs)
+    app = AsgiFastStream(broker, asgi_routes=[("/health", _alive), ("/ready", ready)], **kwargs)
+    tasks: list[asyncio.Task] = []
+    if background:
+        @app.after_startup
+        async def start_background() -> None:
+            tasks.extend(asyncio.create_task(run()) for run in background)
+
+        @app.on_shutdown
+        async def stop_background() -> None:
+            await cancel_all(tasks)
+    return app

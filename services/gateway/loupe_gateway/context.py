@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from loupe_common.blobs import BlobStore
+from loupe_common.buckets import BucketRoot, S3Buckets
 from loupe_common.errors import LoupeError
 from loupe_common.hosting_messages import H_BLOB
 from loupe_common.messages import Reply
@@ -24,6 +25,7 @@ class Gateway:
     rpc: RequestClient
     blobs: BlobStore
     routes: RouteTable
+    buckets: BucketRoot | S3Buckets  # s3:// locations (human loop outputs), one client per process
 
 
 def _gateway(request: Request) -> Gateway:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from loupe_common.blobs import open_blob_store
+from loupe_common.buckets import open_buckets
 from loupe_common.kafka import RequestClient, delete_topic, ensure_topics, make_broker
 from loupe_common.settings import Settings
 from loupe_common.topics import HOSTING_ASSIGNMENTS, reply_topic
@@ -29,7 +30,8 @@ def create_app(settings: Settings) -> FastAPI:
         broker.subscriber(HOSTING_ASSIGNMENTS, auto_offset_reset="latest",
                           fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)(routes.update)
         await broker.start()
-        app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings), routes=routes)
+        app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings), routes=routes,
+                                    buckets=open_buckets(settings))
         try:
             yield
         finally:

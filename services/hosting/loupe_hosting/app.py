@@ -9,7 +9,6 @@ Asks the training service (loupe.training.commands) to move model statuses.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -20,7 +19,6 @@ from faststream.asgi import AsgiFastStream
 from loupe_common import hosting_messages as m
 from loupe_common.db import connect
 from loupe_common.kafka import (
-    cancel_all,
     RequestClient,
     delete_topic,
     ensure_topics,
@@ -84,14 +82,6 @@ def create_app(settings: Settings) -> AsgiFastStream:
         try:
             yield
         finally:
-            await cancel_all(loops)
             await delete_topic(settings, replies)
 
-    loops: list[asyncio.Task] = []
-    app = service_app(broker, lifespan=lifespan)
-
-    @app.after_startup
-    async def start_control_loop() -> None:  # once the broker is connected
-        loops.append(asyncio.create_task(reconciler[0].run()))
-
-    return app
+    return service_app(broker, lifespan=lifespan, background=[lambda: reconciler[0].run()])

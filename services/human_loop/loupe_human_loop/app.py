@@ -28,7 +28,6 @@ from loupe_common.dataset_messages import ModelVersionEvent
 from loupe_common.db import connect
 from loupe_common.errors import ailab_envelope, new_request_id
 from loupe_common.kafka import (
-    cancel_all,
     RequestClient,
     delete_topic,
     ensure_topics,
@@ -89,6 +88,8 @@ async def dispatch(state: HumanLoopState, cmd: Any) -> Reply:
             return await review.delete_reviewer(state, cmd)
         case m.SignIn():
             return await review.sign_in(state, cmd)
+        case m.WhoAmI():
+            return Reply.success({"username": await review.reviewer_of(state, cmd)})
         case m.SignOut():
             return await review.sign_out(state, cmd)
         case m.ReviewQueue():
@@ -165,15 +166,6 @@ def create_app(settings: Settings) -> AsgiFastStream:
         try:
             yield
         finally:
-            await cancel_all(tasks)
             await delete_topic(settings, replies)
 
-    tasks: list[asyncio.Task] = []
-    app = service_app(broker, lifespan=lifespan)
-
-    @app.after_startup
-    async def start_loops() -> None:
-        tasks.append(asyncio.create_task(publish_activations()))
-        tasks.append(asyncio.create_task(sweep()))
-
-    return app
+    return service_app(broker, lifespan=lifespan, background=[publish_activations, sweep])

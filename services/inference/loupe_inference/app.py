@@ -22,7 +22,7 @@ from faststream.asgi import AsgiFastStream
 
 from loupe_common.blobs import open_blob_store
 from loupe_common.hosting_messages import AssignmentTable
-from loupe_common.kafka import cancel_all, ensure_topics, make_broker, publish_with_retry, service_app
+from loupe_common.kafka import ensure_topics, make_broker, publish_with_retry, service_app
 from loupe_common.settings import Settings
 from loupe_common.human_loop_messages import ActivationTable
 from loupe_common.topics import HOSTING_ASSIGNMENTS, HUMAN_LOOP_ACTIVATIONS, WORKER_HEARTBEATS
@@ -34,7 +34,6 @@ def create_app(settings: Settings) -> AsgiFastStream:
     broker = make_broker(settings, client_id="inference")
     workers: list[Worker] = []  # built in the lifespan: aiokafka clients need the running loop
     to_heartbeats = broker.publisher(WORKER_HEARTBEATS)
-    tasks: list[asyncio.Task] = []
 
     @broker.subscriber(HOSTING_ASSIGNMENTS, auto_offset_reset="latest",
                        fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)
@@ -62,15 +61,10 @@ def create_app(settings: Settings) -> AsgiFastStream:
         await workers[0].start()
         yield
 
-    app = service_app(broker, lifespan=lifespan)
-
-    @app.after_startup
-    async def start_heartbeats() -> None:
-        tasks.append(asyncio.create_task(beat()))
+    app = service_app(broker, lifespan=lifespan, background=[beat])
 
     @app.on_shutdown
-    async def leave() -> None:
-        await cancel_all(tasks)
+    async def leave() -> None:  # after the heartbeat loop stopped (service_app's hook runs first)
         if not workers:
             return
         worker = workers[0]

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from loupe_common import human_loop_messages as m
 from loupe_common.blobs import BlobNotFound
-from loupe_common.buckets import BucketError, open_buckets
+from loupe_common.buckets import BucketError
 from loupe_common.errors import AilabError, ErrorCode, LoupeError, ailab_envelope
 from loupe_common.topics import HUMAN_LOOP_COMMANDS
 
@@ -108,7 +108,7 @@ async def human_loop_output(gw: GatewayDep, rid: RequestId, name: str):
     uri = found["HumanLoopOutput"]["OutputS3Uri"]
     bucket, key = uri.removeprefix("s3://").split("/", 1)
     try:
-        data = await asyncio.to_thread(open_buckets(gw.settings).read, bucket, key, max_bytes=MAX_OUTPUT_BYTES)
+        data = await asyncio.to_thread(gw.buckets.read, bucket, key, max_bytes=MAX_OUTPUT_BYTES)
     except (BucketError, OSError):
         raise AilabError("ERROR_FILE_NOT_FOUND", f"{uri} is missing") from None
     return envelope(rid, {"OutputS3Uri": uri, "Output": json.loads(data), "Feedback": found.get("Feedback")})
@@ -175,8 +175,7 @@ async def sign_in(gw: GatewayDep, rid: RequestId, request: Request):
 
 @page.get("/api/session")
 async def who_am_i(gw: GatewayDep, rid: RequestId, session: Session = None):
-    queue = await _reviewer_call(gw, m.ReviewQueue, rid, session, "queue")
-    return envelope(rid, {"username": queue["username"]})
+    return envelope(rid, await _reviewer_call(gw, m.WhoAmI, rid, session, "session"))
 
 
 @page.delete("/api/session")
