@@ -11,7 +11,7 @@ import numpy as np
 from .calibration import Calibration, calibrate
 from .coreset import KCenterGreedySampler
 from .features import FeatureExtractor
-from .scoring import PatchScorer, border_normalisation, nearest_distances
+from .scoring import PatchScorer, border_normalisation, nearest_distances, search_matrix
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,8 @@ class DetectorConfig:
     backbone: str = "efficientnet-lite0"
     taps: tuple[str, ...] = ("block4",)
     image_size: int = 256
-    bank_size: int = 32768  # memory bank rows kept (coreset), the inference cost driver
-    pool_factor: int = 2  # candidates held during extraction = pool_factor * bank_size
+    bank_size: int = 16384  # memory bank rows kept (coreset), the inference cost driver
+    pool_factor: int = 4  # candidates held during extraction = pool_factor * bank_size
     projection_dim: int = 64
     blur_sigma: float = 4.0
     top_k: int = 256  # image score = mean of the top-k anomaly-map pixels minus the map mean
@@ -83,7 +83,7 @@ class Detector:
         if progress:
             progress("Scoring training images leave-one-out", 0.75)
         loo = np.stack([
-            nearest_distances(f.reshape(-1, f.shape[-1]), bank[bank_owners != i]).reshape(grid)
+            nearest_distances(f.reshape(-1, f.shape[-1]), search_matrix(bank[bank_owners != i])).reshape(grid)
             for i, f in enumerate(kept)
         ]) if len(kept) > 1 else np.zeros((1, *grid), np.float32)
         scale, shift = border_normalisation(loo, cfg.border_rings)

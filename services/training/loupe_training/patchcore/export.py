@@ -63,13 +63,11 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
                       helper.make_node("MatMul", [f"{tap}_y", f"{tap}_rxT"], [f"{tap}_grid"])]
             name = f"{tap}_grid"
         pooled.append(name)
-    bank = scorer.bank.astype(np.float32)
     inits += [
-        _const("bankT", bank.T.copy()),
-        _const("bank_norms", scorer.bank_norms.astype(np.float32)[None, :]),
-        _const("two", np.float32(2.0)),
+        _const("search", scorer.search),
+        _const("ones", np.ones((h * w, 1), np.float32)),
         _const("zero", np.float32(0.0)),
-        _const("patches_shape", np.array([h * w, bank.shape[1]], np.int64)),
+        _const("patches_shape", np.array([h * w, scorer.bank.shape[1]], np.int64)),
         _const("grid_shape", np.array([h, w], np.int64)),
         _const("scale", scorer.scale.astype(np.float32)),
         _const("shift", scorer.shift.astype(np.float32)),
@@ -85,13 +83,14 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
         else helper.make_node("Identity", pooled, ["features"]),
         helper.make_node("Transpose", ["features"], ["nhwc"], perm=[0, 2, 3, 1]),
         helper.make_node("Reshape", ["nhwc", "patches_shape"], ["q"]),
+        # |q - b|^2 = |q|^2 + ([q, 1] @ search): one product, then the row minimum, then |q|^2
+        # (see scoring.search_matrix); no elementwise pass over the (patches x bank) matrix.
+        helper.make_node("Concat", ["q", "ones"], ["q1"], axis=1),
+        helper.make_node("MatMul", ["q1", "search"], ["partial"]),
+        helper.make_node("ReduceMin", ["partial"], ["partial_min"], axes=[1], keepdims=0),
         helper.make_node("Mul", ["q", "q"], ["q_sq"]),
-        helper.make_node("ReduceSum", ["q_sq", "one_axis"], ["q_norms"], keepdims=1),
-        helper.make_node("MatMul", ["q", "bankT"], ["qm"]),
-        helper.make_node("Mul", ["qm", "two"], ["qm2"]),
-        helper.make_node("Sub", ["q_norms", "qm2"], ["partial"]),
-        helper.make_node("Add", ["partial", "bank_norms"], ["d2"]),
-        helper.make_node("ReduceMin", ["d2"], ["d2_min"], axes=[1], keepdims=0),
+        helper.make_node("ReduceSum", ["q_sq", "one_axis"], ["q_norms"], keepdims=0),
+        helper.make_node("Add", ["partial_min", "q_norms"], ["d2_min"]),
         helper.make_node("Max", ["d2_min", "zero"], ["d2_pos"]),
         helper.make_node("Sqrt", ["d2_pos"], ["distance"]),
         helper.make_node("Reshape", ["distance", "grid_shape"], ["raw_map"]),

@@ -14,16 +14,25 @@ import numpy as np
 from .geometry import map_operators
 
 
-def nearest_distances(queries: np.ndarray, bank: np.ndarray, bank_norms: np.ndarray | None = None,
-                      chunk: int = 2048) -> np.ndarray:
-    """For each query row, the Euclidean distance to its nearest bank row."""
-    if bank_norms is None:
-        bank_norms = np.einsum("ij,ij->i", bank, bank)
+def search_matrix(bank: np.ndarray) -> np.ndarray:
+    """(M, D) bank -> (D + 1, M) [-2 * bank^T; |b|^2], so that [q, 1] @ it = |q - b|^2 - |q|^2.
+    One matrix product then gives every distance up to the query's own constant: no elementwise
+    passes over the (queries x bank) matrix, which dominated inference time (measured: the two
+    passes cost more than the product itself)."""
+    bank = bank.astype(np.float32)
+    norms = np.einsum("ij,ij->i", bank, bank)
+    return np.ascontiguousarray(np.concatenate([-2 * bank.T, norms[None, :]]), dtype=np.float32)
+
+
+def nearest_distances(queries: np.ndarray, search: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """For each query row, the Euclidean distance to its nearest bank row (`search` from
+    search_matrix). The query's own |q|^2 is added after the minimum: it is the same for every
+    bank row."""
     out = np.empty(len(queries), dtype=np.float32)
     for start in range(0, len(queries), chunk):
-        q = queries[start : start + chunk]
-        d2 = np.einsum("ij,ij->i", q, q)[:, None] - 2 * (q @ bank.T) + bank_norms[None, :]
-        out[start : start + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0))
+        q = queries[start : start + chunk].astype(np.float32)
+        partial = (np.concatenate([q, np.ones((len(q), 1), np.float32)], axis=1) @ search).min(axis=1)
+        out[start : start + chunk] = np.sqrt(np.maximum(partial + np.einsum("ij,ij->i", q, q), 0))
     return out
 
 
@@ -65,13 +74,13 @@ class PatchScorer:
     background_ceiling: float = float(np.finfo(np.float32).max)
 
     def __post_init__(self) -> None:
-        self.bank_norms = np.einsum("ij,ij->i", self.bank, self.bank)
+        self.search = search_matrix(self.bank)
         self.ry, self.rx = map_operators(self.grid, self.image_size, self.blur_sigma)
 
     def patch_maps(self, features: np.ndarray) -> np.ndarray:
         """(N, h, w, D) -> (N, h, w) normalised patch scores."""
         n, h, w, d = features.shape
-        raw = nearest_distances(features.reshape(-1, d), self.bank, self.bank_norms).reshape(n, h, w)
+        raw = nearest_distances(features.reshape(-1, d), self.search).reshape(n, h, w)
         return raw * self.scale + self.shift
 
     def anomaly_maps(self, patch_maps: np.ndarray) -> np.ndarray:
