@@ -154,13 +154,15 @@ class RequestClient:
     id. A reply that arrives after its request timed out is dropped.
     """
 
-    def __init__(self, broker: KafkaBroker, settings: Settings, reply_topic: str) -> None:
+    def __init__(self, broker: KafkaBroker, settings: Settings, reply_topic: str,
+                 fetch_max_wait_ms: int | None = None) -> None:
         self._broker = broker
         self._reply_topic = reply_topic
         self._timeout = settings.request_timeout_seconds
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         broker.subscriber(
-            reply_topic, auto_offset_reset="earliest", fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms
+            reply_topic, auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms or settings.kafka_fetch_max_wait_ms,
         )(self._on_reply)
 
     async def _on_reply(self, body: dict[str, Any], msg: KafkaMessage) -> None:

@@ -25,7 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
         replies = reply_topic(settings.instance_id)
         await ensure_topics(settings, extra=[(replies, 1)])
         broker = make_broker(settings, client_id="gateway")
-        rpc = RequestClient(broker, settings, replies)
+        rpc = RequestClient(broker, settings, replies, fetch_max_wait_ms=settings.kafka_detect_fetch_max_wait_ms)
         routes = RouteTable()
         broker.subscriber(HOSTING_ASSIGNMENTS, auto_offset_reset="latest",
                           fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)(routes.update)
