@@ -67,13 +67,33 @@ def raw_model_time(stack: Stack, threads: int, sample: bytes, runs: int = 100) -
     return statistics.median(run), statistics.median(full)
 
 
-def latency(client, data: list[bytes], requests: int) -> list[float]:
-    out = []
+def server_timing(response: dict) -> dict[str, float]:
+    """The gateway's Server-Timing header: {"roundtrip": ms, "inference": ms}."""
+    header = response["ResponseMetadata"]["HTTPHeaders"].get("server-timing", "")
+    parts = (item.strip().split(";dur=") for item in header.split(",") if ";dur=" in item)
+    return {name: float(value) for name, value in parts}
+
+
+def latency(client, data: list[bytes], requests: int) -> tuple[list[float], list[dict[str, float]]]:
+    """Client-side milliseconds of each call, and each call's Server-Timing."""
+    out, timings = [], []
     for i in range(requests):
         t0 = time.perf_counter()
-        client.detect_anomalies(ProjectName=PROJECT, ModelVersion="1", Body=data[i % len(data)], ContentType="image/png")
+        response = client.detect_anomalies(ProjectName=PROJECT, ModelVersion="1", Body=data[i % len(data)],
+                                           ContentType="image/png")
         out.append((time.perf_counter() - t0) * 1000)
-    return out
+        timings.append(server_timing(response))
+    return out, timings
+
+
+def breakdown(total: list[float], timings: list[dict[str, float]]) -> str:
+    """Medians of where a call's time goes: the worker; the two Kafka hops (gateway round trip
+    minus the worker); the client, HTTP and the gateway's own work (the rest)."""
+    worker = [t["inference"] for t in timings]
+    hops = [t["roundtrip"] - t["inference"] for t in timings]
+    rest = [c - t["roundtrip"] for c, t in zip(total, timings, strict=True)]
+    return (f"worker {statistics.median(worker):.1f} ms, Kafka hops {statistics.median(hops):.1f} ms, "
+            f"client + HTTP + gateway {statistics.median(rest):.1f} ms")
 
 
 def throughput(endpoint: str, data: list[bytes], seconds: float, clients: int) -> float:
@@ -139,7 +159,7 @@ def run_configuration(workers: int, threads: int, args: argparse.Namespace) -> N
             data = images(32)
             raw_run, raw_full = raw_model_time(stack, threads, data[1])
             latency(client, data, 30)  # warm-up
-            lat = latency(client, data, args.requests)
+            lat, timings = latency(client, data, args.requests)
             p50, p95, p99 = (percentile(lat, q) for q in (0.5, 0.95, 0.99))
             rate = throughput(stack.endpoint_url, data, args.seconds, clients=4 * workers)
             ingest_rate = asyncio.run(ingest_throughput(stack.kafka_bootstrap, data, args.ingest))
@@ -151,6 +171,7 @@ def run_configuration(workers: int, threads: int, args: argparse.Namespace) -> N
             print(f"DetectAnomalies via boto3, sequential ({args.requests}): p50 {p50:.1f} ms  p95 {p95:.1f} ms  "
                   f"p99 {p99:.1f} ms  (p50 - raw detect = {p50 - raw_full:+.1f} ms; p99 / raw detect = "
                   f"{p99 / raw_full:.2f}x)")
+            print(f"  of which (medians): {breakdown(lat, timings)}")
             print(f"DetectAnomalies throughput, {4 * workers} concurrent clients for {args.seconds:.0f} s: "
                   f"{rate:.1f} images/s")
             print(f"ingest throughput ({args.ingest} images, produce -> all results read): {ingest_rate:.1f} images/s")

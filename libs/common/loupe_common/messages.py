@@ -24,6 +24,7 @@ class Reply(BaseModel):
     status: int = Field(200, description="HTTP status of a successful reply")
     result: dict[str, Any] | None = Field(None, description="The API response body (wire names)")
     error: ServiceError | None = None
+    elapsed_ms: float | None = Field(None, description="The answering worker's own time (for Server-Timing)")
 
     @classmethod
     def success(cls, result: dict[str, Any] | None = None, status: int = 200) -> Reply:

@@ -83,7 +83,7 @@ class RequestUnit:
             auto_offset_reset="earliest",
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
-            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=self._settings.kafka_detect_fetch_max_wait_ms,
             max_partition_fetch_bytes=self._settings.kafka_max_message_bytes + 65536,
             fetch_max_bytes=self._settings.kafka_max_message_bytes * 2,
         )
@@ -106,12 +106,20 @@ class RequestUnit:
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
             for tp, records in batches.items():
+                sent: list[tuple[asyncio.Future, str | None]] = []
                 try:
                     for record in records:
                         started = time.monotonic()
-                        await self._answer(record)
+                        if (delivery := await self._answer(record)) is not None:
+                            sent.append(delivery)
                         self._busy += time.monotonic() - started
+                    # The next image is scored while the broker acknowledges the previous reply; the
+                    # batch is committed only once every reply is acknowledged, and claim checks are
+                    # removed only then (a failed reply redoes its request, which needs the image).
+                    await asyncio.gather(*(ack for ack, _ in sent))
+                    await self._remove_claim_checks([blob for _, blob in sent if blob])
                 except Exception:  # noqa: BLE001 - e.g. the broker unreachable: redo the batch later
+                    await asyncio.gather(*(ack for ack, _ in sent), return_exceptions=True)
                     log.exception("requests on %s failed; retrying them", tp)
                     self._consumer.seek(tp, records[0].offset)
                     await asyncio.sleep(1)
@@ -126,20 +134,26 @@ class RequestUnit:
             log.warning("commit of %s failed (%s); those requests may be answered twice (the gateway "
                         "keeps the first answer)", tp, exc.__class__.__name__)
 
-    async def _answer(self, record: ConsumerRecord) -> None:
+    async def _answer(self, record: ConsumerRecord) -> tuple[asyncio.Future, str | None] | None:
+        """Answer one request: (the broker's acknowledgement of the reply, the claim check it used)."""
         headers = {k: v for k, v in (record.headers or ())}
         reply_to = header_text(headers, H_REPLY_TO)
         correlation = header_text(headers, H_CORRELATION)
         if not reply_to or not correlation:
             log.warning("dropping a request without reply_to/correlation_id at %s:%s", record.partition, record.offset)
-            return
+            return None
         blob = header_text(headers, H_BLOB)
+        started = time.perf_counter()
         reply = await self.handle(record.value or b"", headers, blob)
-        await self._producer.send_and_wait(
+        reply.elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        acknowledged = await self._producer.send(
             reply_to, reply.model_dump_json().encode(),
             headers=[(H_CORRELATION, correlation.encode()), ("content-type", b"application/json")],
         )
-        if blob:
+        return acknowledged, blob
+
+    async def _remove_claim_checks(self, blobs: list[str]) -> None:
+        for blob in blobs:
             with suppress(BlobNotFound):
                 await self._blobs.delete(blob)
 

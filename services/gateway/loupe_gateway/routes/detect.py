@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 import warnings
 from typing import Annotated
 
@@ -74,33 +75,38 @@ def check_image(content_type: str | None, body: bytes) -> str:
 
 
 async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, content_type: str | None,
-                 body: bytes, *, threshold: float | None = None, with_mask: bool = True) -> dict:
+                 body: bytes, *, threshold: float | None = None, with_mask: bool = True) -> tuple[dict, dict]:
+    """The worker's result, and a Server-Timing header: the worker's own time and the whole round
+    trip from the gateway (the difference is the two Kafka hops)."""
     where = build(ResolveDeployment, request_id=rid, project_name=project_name, model_version=model_version)
     declared = check_image(content_type, body)
     topic = await gw.routes.topic_for(gw.rpc, where)
     headers = {H_REQUEST_ID: rid, H_CONTENT_TYPE: declared, H_MASK: "1" if with_mask else "0"}
     if threshold is not None:
         headers[H_THRESHOLD] = repr(threshold)
+    started = time.perf_counter()
     try:
         reply = await send_image(gw, topic, body, headers, timeout=gw.settings.detect_timeout_seconds, kind="detect")
     except LoupeError:
         raise LoupeError(ErrorCode.INTERNAL, f"No inference unit answered within "
                          f"{gw.settings.detect_timeout_seconds:.0f} s; try again") from None
-    return reply.unwrap()
+    roundtrip = (time.perf_counter() - started) * 1000
+    timing = f"roundtrip;dur={roundtrip:.2f}" + (f", inference;dur={reply.elapsed_ms:.2f}" if reply.elapsed_ms else "")
+    return reply.unwrap(), {"server-timing": timing}
 
 
 @router.post("/projects/{project_name}/models/{model_version}/detect")
 async def detect_anomalies(gw: GatewayDep, rid: RequestId, request: Request, project_name: str,
                            model_version: str, body: Body):
-    result = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"), body)
-    body_out, headers = {"DetectAnomalyResult": result["DetectAnomalyResult"]}, {}
+    result, headers = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"), body)
+    body_out = {"DetectAnomalyResult": result["DetectAnomalyResult"]}
     if "HumanLoopActivationOutput" in result:
         # Beside the Lookout shape, as Rekognition and Textract return it. The SDKs drop members
         # their model lacks, so the loop is also named in headers (boto3: ResponseMetadata.HTTPHeaders).
         activation = result["HumanLoopActivationOutput"]
         body_out["HumanLoopActivationOutput"] = activation
-        headers = {"x-loupe-human-loop-name": activation["HumanLoopName"],
-                   "x-loupe-human-loop-arn": activation["HumanLoopArn"]}
+        headers |= {"x-loupe-human-loop-name": activation["HumanLoopName"],
+                    "x-loupe-human-loop-arn": activation["HumanLoopArn"]}
     return JSONResponse(body_out, headers=headers)
 
 
@@ -134,12 +140,12 @@ async def detect_native(gw: GatewayDep, rid: RequestId, request: Request, projec
     q = request.query_params
     threshold, with_mask = _threshold(q.get("threshold")), _flag(q.get("mask"), "mask")
     try:
-        result = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"), body,
-                              threshold=threshold, with_mask=with_mask)
+        result, headers = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"),
+                                       body, threshold=threshold, with_mask=with_mask)
     except LoupeError as err:
         code = AILAB_FOR_AWS[err.error.code]
         if err.error.code is ErrorCode.VALIDATION and "Content-Type" in err.error.message:
             code = "UNSUPPORTED_FILE_TYPES"
         raise AilabError(code, err.error.message) from None
     status, envelope = ailab_envelope(request_id=rid, data=result)
-    return JSONResponse(envelope, status_code=status)
+    return JSONResponse(envelope, status_code=status, headers=headers)
