@@ -8,6 +8,7 @@ The threshold is a parameter of every call (the sidecar's by default), never bak
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
@@ -96,17 +97,29 @@ class ModelRuntime:
             small = Image.fromarray((anomalous_map * 255).astype(np.uint8))
             full = np.asarray(small.resize(image.size, Image.Resampling.NEAREST)) > 127
             fraction = float(full.mean())
-        else:
-            full = np.zeros((image.size[1], image.size[0]), bool)
-        if with_mask:
-            rgb = np.empty((*full.shape, 3), np.uint8)
-            rgb[:] = BACKGROUND[2]
-            rgb[full] = ANOMALY[2]
-            buffer = io.BytesIO()
-            Image.fromarray(rgb).save(buffer, format="PNG", optimize=False, compress_level=6)
-            mask_png = buffer.getvalue()
+            if with_mask:
+                mask_png = _mask_png(full)
+        elif with_mask:
+            mask_png = _background_png(*image.size)
         return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png,
                          map_out[0, 0], pixel_t)
+
+
+def _mask_png(anomalous: np.ndarray) -> bytes:
+    """An RGB PNG: the background colour, the anomaly colour where `anomalous`."""
+    rgb = np.empty((*anomalous.shape, 3), np.uint8)
+    rgb[:] = BACKGROUND[2]
+    rgb[anomalous] = ANOMALY[2]
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=64)
+def _background_png(width: int, height: int) -> bytes:
+    """The mask of a normal image: all background. Most images are normal and share a few sizes, so
+    it is encoded once per size (12.6 ms for 1024 x 1024 on this machine)."""
+    return _mask_png(np.zeros((height, width), bool))
 
 
 # Blue -> cyan -> yellow -> red, the usual anomaly heatmap ramp.
