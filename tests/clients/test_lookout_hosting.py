@@ -3,12 +3,16 @@ real inference workers running the trained ONNX model."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from botocore.exceptions import ClientError
 from PIL import Image
+
+from loupe_common.topics import model_request_topic
 
 from helpers import OUTPUT, code_of, fill, pattern_png, png_bytes, signed_request, train_and_host, wait_model, wait_status
 
@@ -22,6 +26,15 @@ def hosted(lookout, stack):
     assert started["Status"] == "STARTING_HOSTING"
     assert desc["MinInferenceUnits"] == 1
     return project
+
+
+async def topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
 
 
 def detect(lookout, project: str, image: bytes, content_type: str = "image/png", version: str = "1") -> dict:
@@ -217,13 +230,15 @@ def test_client_token_makes_start_idempotent(lookout, hosted):
     lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1)
 
 
-def test_stop_model_returns_to_trained(lookout, hosted):
+def test_stop_model_returns_to_trained(lookout, hosted, stack):
     # Last in this module: the model stops serving.
+    assert model_request_topic(hosted, 1) in asyncio.run(topics(stack.kafka_bootstrap))
     stopped = lookout.stop_model(ProjectName=hosted, ModelVersion="1")
     assert stopped["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert stopped["Status"] == "STOPPING_HOSTING"
     desc = wait_status(lookout, hosted, "1", "TRAINED")
     assert "MinInferenceUnits" not in desc
+    assert model_request_topic(hosted, 1) not in asyncio.run(topics(stack.kafka_bootstrap))  # not left behind
     with pytest.raises(ClientError) as excinfo:
         detect(lookout, hosted, pattern_png(1))
     assert code_of(excinfo) == ("ConflictException", 409)

@@ -21,6 +21,7 @@ from loupe_common.hosting_messages import (
     AssignmentTable,
     HostedModel,
 )
+from loupe_common.kafka import delete_topic
 from loupe_common.messages import Command
 
 from .autoscale import Autoscaler
@@ -113,6 +114,7 @@ class Reconciler:
             await self._note(doc, self._serving_text(doc, ready))
         elif doc["status"] == STOPPING and not fleet.holders(key):
             self.autoscaler.forget(key)
+            await self._remove_topic(doc)
             await self._move(doc, TRAINED, [STOPPING], "Hosting stopped")
             await self.state.deployments.delete_one({"_id": key, "status": STOPPING})
 
@@ -126,6 +128,15 @@ class Reconciler:
         if ready == 0:
             return f"Hosted, but no inference unit is serving it now (wanted {wanted}); requests wait for one"
         return f"Hosted on {ready} of {units_text(wanted)} (not enough live inference workers for the rest)"
+
+    async def _remove_topic(self, doc: dict) -> None:
+        """No unit reads the version's request topic any more: delete it, or every model ever hosted
+        would leave one behind. Before TRAINED, so a new StartModel cannot race the deletion (it
+        creates the topic again). A failure only leaves the topic behind."""
+        try:
+            await delete_topic(self.state.settings, doc["topic"])
+        except Exception as exc:  # noqa: BLE001 - the broker unreachable: the topic stays, harmlessly
+            log.warning("could not delete %s (%s); it stays", doc["topic"], exc.__class__.__name__)
 
     async def _note(self, doc: dict, message: str) -> None:
         """Keep DescribeModel's StatusMessage true to what is serving, without changing the status."""
