@@ -10,6 +10,10 @@ from pathlib import Path
 
 DEV_KEY = "LOUPEDEVACCESSKEY"
 DEV_SECRET = "loupe-dev-secret-key"
+# POST /v3/auth/tokens for the development IAM user (Image Recognition tokens).
+IAM_BODY = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+    "name": "loupe", "password": "loupe-dev-password", "domain": {"name": "loupe"}}}},
+    "scope": {"project": {"name": "cn-north-4"}}}}
 REGION = "us-east-1"
 
 

@@ -24,11 +24,10 @@ import httpx  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench_control_plane import percentile  # noqa: E402
+from helpers import IAM_BODY  # noqa: E402
 from loupe_local.stack import Stack  # noqa: E402
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "horse", "camera", "coins")
-IAM_BODY = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-    "name": "loupe", "password": "loupe-dev-password", "domain": {"name": "loupe"}}}}}}
 
 
 def photo(name: str) -> bytes:

@@ -14,12 +14,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from helpers import DEV_KEY, DEV_SECRET
+from helpers import DEV_KEY, DEV_SECRET, IAM_BODY
 
 PROJECT_ID = "0a1b2c3d4e5f"
-IAM_BODY = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-    "name": "loupe", "password": "loupe-dev-password", "domain": {"name": "loupe"}}}},
-    "scope": {"project": {"name": "cn-north-4"}}}}
 
 
 def photo(name: str, fmt: str = "JPEG") -> bytes:
