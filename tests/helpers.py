@@ -144,3 +144,10 @@ def train_and_host(lookout, root, project: str, *, test_normal: int = 6, test_an
     assert wait_model(lookout, project)["Status"] == "TRAINED"
     started = lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)
     return started, wait_status(lookout, project, "1", "HOSTED")
+
+
+def server_timing(response: dict) -> dict[str, float]:
+    """A boto3 response's Server-Timing header: {"roundtrip": ms, "inference": ms} for DetectAnomalies."""
+    header = response["ResponseMetadata"]["HTTPHeaders"].get("server-timing", "")
+    parts = (item.strip().split(";dur=") for item in header.split(",") if ";dur=" in item)
+    return {name: float(value) for name, value in parts}

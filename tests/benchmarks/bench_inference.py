@@ -28,7 +28,7 @@ from aiokafka.structs import TopicPartition  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench_control_plane import peak_rss_mb, percentile  # noqa: E402
-from helpers import OUTPUT, fill, make_client, pattern_png, wait_model, wait_status  # noqa: E402
+from helpers import OUTPUT, fill, make_client, pattern_png, server_timing, wait_model, wait_status  # noqa: E402
 from loupe_local.stack import Stack  # noqa: E402
 
 PROJECT = "bench"
@@ -65,13 +65,6 @@ def raw_model_time(stack: Stack, threads: int, sample: bytes, runs: int = 100) -
             run.append((t1 - t0) * 1000)
             full.append((t2 - t1) * 1000)
     return statistics.median(run), statistics.median(full)
-
-
-def server_timing(response: dict) -> dict[str, float]:
-    """The gateway's Server-Timing header: {"roundtrip": ms, "inference": ms}."""
-    header = response["ResponseMetadata"]["HTTPHeaders"].get("server-timing", "")
-    parts = (item.strip().split(";dur=") for item in header.split(",") if ";dur=" in item)
-    return {name: float(value) for name, value in parts}
 
 
 def latency(client, data: list[bytes], requests: int) -> tuple[list[float], list[dict[str, float]]]:
