@@ -16,6 +16,7 @@ from loupe_training.patchcore.detector import Detector, DetectorConfig
 from loupe_training.patchcore.export import export
 from loupe_training.patchcore.features import FeatureExtractor
 from loupe_training.patchcore.geometry import average_pool3, bilinear_matrix, gaussian_matrix
+from loupe_training.patchcore.scoring import bank_radii, nearest_distances, search_matrix
 
 SIZE = 128
 
@@ -42,6 +43,38 @@ def test_coreset_is_distinct_and_covers():
     assert len(set(chosen.tolist())) == 4
     assert sorted({int(i) // 200 for i in chosen}) == [0, 1, 2, 3]  # one centre per cluster
     assert len(KCenterGreedySampler().select_coreset(clusters, 10_000)) == len(clusters)
+
+
+def test_power_distance_equals_brute_force():
+    rng = np.random.default_rng(1)
+    bank = rng.normal(size=(300, 12)).astype(np.float32)
+    queries = rng.normal(size=(50, 12)).astype(np.float32) * 1.5
+    d = np.sqrt(((bank[:, None] - bank[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    radii = bank_radii(bank, 4, chunk=64)  # chunked, so the self-exclusion offset is exercised
+    np.testing.assert_allclose(radii, np.sort(d, axis=1)[:, 3], rtol=1e-4)
+    power = ((queries[:, None] - bank[None]) ** 2).sum(-1) - radii[None] ** 2
+    expected = power.min(axis=1)
+    got = nearest_distances(queries, search_matrix(bank, radii), chunk=16)
+    np.testing.assert_allclose(got, np.sign(expected) * np.sqrt(np.abs(expected)), rtol=1e-3, atol=1e-3)
+    assert (got < 0).any() and (got > 0).any()  # some queries fall inside a row's radius
+    plain = nearest_distances(queries, search_matrix(bank))
+    np.testing.assert_allclose(plain, np.sqrt(((queries[:, None] - bank[None]) ** 2).sum(-1).min(1)), rtol=1e-4)
+    assert not bank_radii(bank[:3], 4).any()  # fewer rows than k: no radius, plain distances
+
+
+def test_rare_normal_content_is_judged_by_its_own_spread():
+    """A query as far from a sparse cluster as that cluster's rows are from each other scores
+    lower than the same offset from a tight cluster: the point of the power distance."""
+    rng = np.random.default_rng(2)
+    tight = rng.normal(0, 0.05, (400, 6))
+    sparse = rng.normal(10, 1.0, (12, 6))
+    bank = np.concatenate([tight, sparse]).astype(np.float32)
+    search = search_matrix(bank, bank_radii(bank, 8))
+    offset = np.full((1, 6), 0.8, np.float32)
+    near_tight = nearest_distances(tight[:1].astype(np.float32) + offset, search)
+    near_sparse = nearest_distances(sparse[:1].astype(np.float32) + offset, search)
+    assert near_sparse[0] < near_tight[0]
 
 
 def test_geometry_operators():

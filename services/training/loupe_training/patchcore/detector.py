@@ -11,7 +11,7 @@ import numpy as np
 from .calibration import Calibration, calibrate
 from .coreset import KCenterGreedySampler
 from .features import FeatureExtractor
-from .scoring import PatchScorer, border_normalisation, nearest_distances, search_matrix
+from .scoring import PatchScorer, bank_radii, border_normalisation, nearest_distances, search_matrix
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class DetectorConfig:
     bank_size: int = 16384  # memory bank rows kept (coreset), the inference cost driver
     pool_factor: int = 4  # candidates held during extraction = pool_factor * bank_size
     projection_dim: int = 64
+    density_k: int = 8  # bank row radius = distance to its k-th nearest row (power distance); 0 = plain
     blur_sigma: float = 4.0
     top_k: int = 256  # image score = mean of the top-k anomaly-map pixels minus the map mean
     border_rings: int = 2
@@ -79,15 +80,16 @@ class Detector:
             progress("Selecting the memory bank", 0.62)
         keep = sampler.select_coreset(pool, cfg.bank_size)
         bank, bank_owners = pool[keep], owners[keep]
+        radii = bank_radii(bank, cfg.density_k)
 
         if progress:
             progress("Scoring training images leave-one-out", 0.75)
         loo = np.stack([
-            nearest_distances(f.reshape(-1, f.shape[-1]), search_matrix(bank[bank_owners != i])).reshape(grid)
+            nearest_distances(f.reshape(-1, f.shape[-1]), search_matrix(bank[bank_owners != i], radii[bank_owners != i])).reshape(grid)
             for i, f in enumerate(kept)
         ]) if len(kept) > 1 else np.zeros((1, *grid), np.float32)
         scale, shift = border_normalisation(loo, cfg.border_rings)
-        self.scorer = PatchScorer(bank, grid, cfg.image_size, scale, shift, cfg.blur_sigma, cfg.top_k)
+        self.scorer = PatchScorer(bank, radii, grid, cfg.image_size, scale, shift, cfg.blur_sigma, cfg.top_k)
         loo_maps = self.scorer.anomaly_maps(loo * scale + shift)
         # The highest background level normal images show (leave-one-out maps run a little hot,
         # which keeps normal images clear of the global term).

@@ -83,7 +83,7 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
         else helper.make_node("Identity", pooled, ["features"]),
         helper.make_node("Transpose", ["features"], ["nhwc"], perm=[0, 2, 3, 1]),
         helper.make_node("Reshape", ["nhwc", "patches_shape"], ["q"]),
-        # |q - b|^2 = |q|^2 + ([q, 1] @ search): one product, then the row minimum, then |q|^2
+        # |q - b|^2 - r_b^2 = |q|^2 + ([q, 1] @ search): one product, then the row minimum, then |q|^2
         # (see scoring.search_matrix); no elementwise pass over the (patches x bank) matrix.
         helper.make_node("Concat", ["q", "ones"], ["q1"], axis=1),
         helper.make_node("MatMul", ["q1", "search"], ["partial"]),
@@ -91,8 +91,11 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
         helper.make_node("Mul", ["q", "q"], ["q_sq"]),
         helper.make_node("ReduceSum", ["q_sq", "one_axis"], ["q_norms"], keepdims=0),
         helper.make_node("Add", ["partial_min", "q_norms"], ["d2_min"]),
-        helper.make_node("Max", ["d2_min", "zero"], ["d2_pos"]),
-        helper.make_node("Sqrt", ["d2_pos"], ["distance"]),
+        # signed square root: a power distance is negative inside a bank row's radius
+        helper.make_node("Abs", ["d2_min"], ["d2_abs"]),
+        helper.make_node("Sqrt", ["d2_abs"], ["d2_root"]),
+        helper.make_node("Sign", ["d2_min"], ["d2_sign"]),
+        helper.make_node("Mul", ["d2_sign", "d2_root"], ["distance"]),
         helper.make_node("Reshape", ["distance", "grid_shape"], ["raw_map"]),
         helper.make_node("Mul", ["raw_map", "scale"], ["scaled"]),
         helper.make_node("Add", ["scaled", "shift"], ["patch_map"]),

@@ -1,8 +1,17 @@
 """Patch scores, anomaly maps and image scores from a memory bank of normal patch features.
 
-The score of a patch is its distance to the nearest bank patch. Zero-padded CNN features make the
-outermost rings of patches look unusual on every image, so each border ring's scores are mapped
-onto the interior's distribution (statistics from leave-one-out scores of the training images).
+The score of a patch is its power distance to the bank: each bank row b is a ball whose radius r_b
+is the distance to its k-th nearest bank row (how spread out normal patches are around it), and
+the score is the signed square root of min_b |q - b|^2 - r_b^2. A patch like rare normal content
+(a leaf in grass: few, scattered bank rows) is judged against that content's own spread instead of
+scoring like a defect; common content keeps a tight tolerance. PatchCore reweights its image score
+by the nearest row's neighbourhood for the same reason; folding the radius into the search matrix
+costs nothing at inference. Measured on three benchmark draws: mean image AUROC 0.901 -> 0.939,
+0.940 -> 0.947 and 0.904 -> 0.954 (README).
+
+Zero-padded CNN features make the outermost rings of patches look unusual on every image, so each
+border ring's scores are mapped onto the interior's distribution (statistics from leave-one-out
+scores of the training images).
 """
 
 from __future__ import annotations
@@ -14,26 +23,50 @@ import numpy as np
 from .geometry import map_operators
 
 
-def search_matrix(bank: np.ndarray) -> np.ndarray:
-    """(M, D) bank -> (D + 1, M) [-2 * bank^T; |b|^2], so that [q, 1] @ it = |q - b|^2 - |q|^2.
-    One matrix product then gives every distance up to the query's own constant: no elementwise
-    passes over the (queries x bank) matrix, which dominated inference time (measured: the two
-    passes cost more than the product itself)."""
+def search_matrix(bank: np.ndarray, radii: np.ndarray | None = None) -> np.ndarray:
+    """(M, D) bank -> (D + 1, M) [-2 * bank^T; |b|^2 - r_b^2], so that [q, 1] @ it =
+    |q - b|^2 - r_b^2 - |q|^2. One matrix product then gives every power distance up to the
+    query's own constant: no elementwise passes over the (queries x bank) matrix, which dominated
+    inference time (measured: the two passes cost more than the product itself). Without radii,
+    plain squared Euclidean distances."""
     bank = bank.astype(np.float32)
-    norms = np.einsum("ij,ij->i", bank, bank)
-    return np.ascontiguousarray(np.concatenate([-2 * bank.T, norms[None, :]]), dtype=np.float32)
+    last = np.einsum("ij,ij->i", bank, bank)
+    if radii is not None:
+        last = last - radii.astype(np.float32) ** 2
+    return np.ascontiguousarray(np.concatenate([-2 * bank.T, last[None, :]]), dtype=np.float32)
+
+
+def _signed_sqrt(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.sqrt(np.abs(x))
 
 
 def nearest_distances(queries: np.ndarray, search: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """For each query row, the Euclidean distance to its nearest bank row (`search` from
-    search_matrix). The query's own |q|^2 is added after the minimum: it is the same for every
-    bank row."""
+    """For each query row, the signed square root of its smallest (power) distance to the bank
+    (`search` from search_matrix): negative inside a bank row's radius. The query's own |q|^2 is
+    added after the minimum: it is the same for every bank row."""
     out = np.empty(len(queries), dtype=np.float32)
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk].astype(np.float32)
         partial = (np.concatenate([q, np.ones((len(q), 1), np.float32)], axis=1) @ search).min(axis=1)
-        out[start : start + chunk] = np.sqrt(np.maximum(partial + np.einsum("ij,ij->i", q, q), 0))
+        out[start : start + chunk] = _signed_sqrt(partial + np.einsum("ij,ij->i", q, q))
     return out
+
+
+def bank_radii(bank: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
+    """Per bank row, the Euclidean distance to its k-th nearest other bank row (0 with k = 0 or a
+    bank too small to have k others): the spread of normal patches around it. Chunks of 512 rows
+    keep the (chunk x bank) distances at 32 MB for a 16k bank."""
+    radii = np.zeros(len(bank), dtype=np.float32)
+    if k <= 0 or len(bank) <= k:
+        return radii
+    search = search_matrix(bank)
+    for start in range(0, len(bank), chunk):
+        q = bank[start : start + chunk].astype(np.float32)
+        d2 = np.concatenate([q, np.ones((len(q), 1), np.float32)], axis=1) @ search
+        d2[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf  # not itself
+        kth = np.partition(d2, k - 1, axis=1)[:, k - 1] + np.einsum("ij,ij->i", q, q)
+        radii[start : start + chunk] = np.sqrt(np.maximum(kth, 0))
+    return radii
 
 
 def ring_index(grid: tuple[int, int], rings: int) -> np.ndarray:
@@ -63,6 +96,7 @@ def border_normalisation(loo_maps: np.ndarray, rings: int) -> tuple[np.ndarray, 
 @dataclass
 class PatchScorer:
     bank: np.ndarray  # (M, D) float32
+    radii: np.ndarray  # (M,) each bank row's neighbourhood radius (bank_radii)
     grid: tuple[int, int]
     image_size: int
     scale: np.ndarray  # (h, w) border normalisation
@@ -74,7 +108,7 @@ class PatchScorer:
     background_ceiling: float = float(np.finfo(np.float32).max)
 
     def __post_init__(self) -> None:
-        self.search = search_matrix(self.bank)
+        self.search = search_matrix(self.bank, self.radii)
         self.ry, self.rx = map_operators(self.grid, self.image_size, self.blur_sigma)
 
     def patch_maps(self, features: np.ndarray) -> np.ndarray:
