@@ -93,13 +93,17 @@ def test_doubtful_detection_is_reviewed_in_the_browser(stack, lookout, a2i, host
     from playwright.sync_api import expect, sync_playwright
 
     project = hosted
-    # The doubtful image: of a few fades, the one the model is least sure about.
-    candidates = {alpha: blend(alpha) for alpha in (0.0, 0.15, 0.2, 0.25, 0.3)}
+    # The doubtful image: of a few fades the model calls anomalous, the one it is least sure about
+    # (anomalous, so the loop also carries the model's mask).
+    candidates = {alpha: blend(alpha) for alpha in (0.0, 0.15, 0.2, 0.25, 0.3, 0.4)}
     confidence = {}
     for alpha, image in candidates.items():
         r = signed_request(stack.endpoint_url, "POST", f"/loupe/v1/projects/{project}/models/1/detect",
                            body=image, headers={"Content-Type": "image/png"})
-        confidence[alpha] = r.json()["data"]["DetectAnomalyResult"]["Confidence"]
+        result = r.json()["data"]["DetectAnomalyResult"]
+        if result["IsAnomalous"]:
+            confidence[alpha] = result["Confidence"]
+    assert confidence, "no fade of the defect was called anomalous"
     doubtful = min(confidence, key=confidence.get)
     clear = pattern_png(7100, defect=True)  # a plain defect: the model is sure
     below = confidence[doubtful] + 0.01
