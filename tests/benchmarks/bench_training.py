@@ -3,8 +3,10 @@ textures and objects with synthetic defects and masks) -> datasets imported from
 dataset service -> CreateModel on the training service -> evaluation read back.
 
 Prints per category and overall: image AUROC, pixel AUROC, F1/precision/recall at the model's
-own threshold, training wall time, images/s, and the training process's peak RSS; then a scale
-run with 200 training images. Asserts nothing: the figures are read against the targets.
+own threshold, training wall time, images/s, and the training process's peak RSS; the image AUROC
+of each defect kind (its defective test images against all normal ones, from the model's evaluation
+manifest), which says which defects a category's figure is lost on; then a scale run with 200
+training images. Asserts nothing: the figures are read against the targets.
 
 Run: .venv/bin/python tests/benchmarks/bench_training.py [--train 30] [--scale 200] [--categories brick,grass]
 """
@@ -12,6 +14,7 @@ Run: .venv/bin/python tests/benchmarks/bench_training.py [--train 30] [--scale 2
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from anomaly_data import CATEGORIES, generate  # noqa: E402
 from helpers import make_client, signed_request  # noqa: E402
 from loupe_local.stack import Stack  # noqa: E402
+from loupe_training.patchcore.metrics import auroc  # noqa: E402
 
 OUTPUT = {"S3Location": {"Bucket": "bench-output"}}
 
@@ -61,7 +65,25 @@ def train_category(stack: Stack, data: Path, category: str, project: str) -> dic
     if model["Status"] != "TRAINED":
         raise RuntimeError(f"{project}: {model['Status']} {model.get('StatusMessage')}")
     data_out = signed_request(stack.endpoint_url, "GET", f"/loupe/v1/projects/{project}/models/1/evaluation").json()["data"]
-    return {"category": category, "wall": wall, **data_out}
+    manifest = signed_request(stack.endpoint_url, "GET",
+                              f"/loupe/v1/projects/{project}/models/1/artifacts/evaluation-manifest.jsonl").text
+    return {"category": category, "wall": wall, "kinds": kind_auroc(manifest, data / category / "defects.json"), **data_out}
+
+
+def kind_auroc(manifest: str, defects_file: Path) -> dict[str, tuple[float, int]]:
+    """Per defect kind (an image's first defect): (image AUROC of its defective test images
+    against every normal test image, how many images)."""
+    defects = json.loads(defects_file.read_text())
+    normal, by_kind = [], {}
+    for line in manifest.splitlines():
+        row = json.loads(line)
+        if row["anomaly-label"] == 0:
+            normal.append(row["score"])
+        else:
+            kind = defects[Path(row["source-ref"]).name][0]["kind"]
+            by_kind.setdefault(kind, []).append(row["score"])
+    return {kind: (auroc([*normal, *scores], [0] * len(normal) + [1] * len(scores)), len(scores))
+            for kind, scores in sorted(by_kind.items())}
 
 
 def row(r: dict) -> str:
@@ -105,6 +127,9 @@ def main() -> None:
         print("-" * 86)
         print(f"mean     {statistics.fmean(image):6.3f} {statistics.fmean(pixel):6.3f} "
               f"{statistics.fmean(r['F1Score'] for r in results):5.2f}   (lowest image AUROC {min(image):.3f})")
+        print("\nimage AUROC per defect kind (defective images of the kind against all normal test images; n)")
+        for r in results:
+            print(f"{r['category']:8s} " + "  ".join(f"{k} {a:.3f} ({n})" for k, (a, n) in r["kinds"].items()))
 
         if args.scale:
             generate(tmp_path / "scale", categories=[categories[0]], size=args.size, n_train=args.scale,
