@@ -64,10 +64,11 @@ def train_category(stack: Stack, data: Path, category: str, project: str) -> dic
     wall = time.monotonic() - started
     if model["Status"] != "TRAINED":
         raise RuntimeError(f"{project}: {model['Status']} {model.get('StatusMessage')}")
-    data_out = signed_request(stack.endpoint_url, "GET", f"/loupe/v1/projects/{project}/models/1/evaluation").json()["data"]
-    manifest = signed_request(stack.endpoint_url, "GET",
-                              f"/loupe/v1/projects/{project}/models/1/artifacts/evaluation-manifest.jsonl").text
-    return {"category": category, "wall": wall, "kinds": kind_auroc(manifest, data / category / "defects.json"), **data_out}
+    base = f"/loupe/v1/projects/{project}/models/1"
+    data_out = signed_request(stack.endpoint_url, "GET", f"{base}/evaluation").json()["data"]
+    manifest = signed_request(stack.endpoint_url, "GET", f"{base}/artifacts/evaluation-manifest.jsonl").text
+    kinds = kind_auroc(manifest, data / category / "defects.json")
+    return {"category": category, "wall": wall, "kinds": kinds, **data_out}
 
 
 def kind_auroc(manifest: str, defects_file: Path) -> dict[str, tuple[float, int]]:

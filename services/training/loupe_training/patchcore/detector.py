@@ -34,6 +34,18 @@ class DetectorConfig:
 Progress = Callable[[str, float], None]
 
 
+def _leave_one_out(kept: list[np.ndarray], bank: np.ndarray, radii: np.ndarray,
+                   owners: np.ndarray) -> np.ndarray:
+    """(N, h, w) raw patch scores of each kept training image against the bank without its own rows."""
+    maps = []
+    for i, features in enumerate(kept):
+        others = owners != i
+        search = search_matrix(bank[others], radii[others])
+        patches = features.reshape(-1, features.shape[-1])
+        maps.append(nearest_distances(patches, search).reshape(features.shape[:2]))
+    return np.stack(maps)
+
+
 @dataclass
 class Detector:
     config: DetectorConfig
@@ -87,10 +99,10 @@ class Detector:
 
         if progress:
             progress("Scoring training images leave-one-out", 0.75)
-        loo = np.stack([
-            nearest_distances(f.reshape(-1, f.shape[-1]), search_matrix(bank[bank_owners != i], radii[bank_owners != i])).reshape(grid)
-            for i, f in enumerate(kept)
-        ]) if len(kept) > 1 else np.zeros((1, *grid), np.float32)
+        if len(kept) > 1:
+            loo = _leave_one_out(kept, bank, radii, bank_owners)
+        else:
+            loo = np.zeros((1, *grid), np.float32)
         scale, shift = border_normalisation(loo, cfg.border_rings)
         self.scorer = PatchScorer(bank, radii, grid, cfg.image_size, scale, shift, cfg.blur_sigma, cfg.top_k)
         loo_maps = self.scorer.anomaly_maps(loo * scale + shift)

@@ -40,15 +40,20 @@ def _signed_sqrt(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.sqrt(np.abs(x))
 
 
+def _partial(queries: np.ndarray, search: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(queries x bank) [q, 1] @ search, and the queries' |q|^2 to add once a row is reduced."""
+    q = queries.astype(np.float32)
+    return np.concatenate([q, np.ones((len(q), 1), np.float32)], axis=1) @ search, np.einsum("ij,ij->i", q, q)
+
+
 def nearest_distances(queries: np.ndarray, search: np.ndarray, chunk: int = 2048) -> np.ndarray:
     """For each query row, the signed square root of its smallest (power) distance to the bank
     (`search` from search_matrix): negative inside a bank row's radius. The query's own |q|^2 is
     added after the minimum: it is the same for every bank row."""
     out = np.empty(len(queries), dtype=np.float32)
     for start in range(0, len(queries), chunk):
-        q = queries[start : start + chunk].astype(np.float32)
-        partial = (np.concatenate([q, np.ones((len(q), 1), np.float32)], axis=1) @ search).min(axis=1)
-        out[start : start + chunk] = _signed_sqrt(partial + np.einsum("ij,ij->i", q, q))
+        partial, norms = _partial(queries[start : start + chunk], search)
+        out[start : start + chunk] = _signed_sqrt(partial.min(axis=1) + norms)
     return out
 
 
@@ -61,10 +66,10 @@ def bank_radii(bank: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
         return radii
     search = search_matrix(bank)
     for start in range(0, len(bank), chunk):
-        q = bank[start : start + chunk].astype(np.float32)
-        d2 = np.concatenate([q, np.ones((len(q), 1), np.float32)], axis=1) @ search
-        d2[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf  # not itself
-        kth = np.partition(d2, k - 1, axis=1)[:, k - 1] + np.einsum("ij,ij->i", q, q)
+        partial, norms = _partial(bank[start : start + chunk], search)
+        rows = np.arange(len(partial))
+        partial[rows, start + rows] = np.inf  # not itself
+        kth = np.partition(partial, k - 1, axis=1)[:, k - 1] + norms
         radii[start : start + chunk] = np.sqrt(np.maximum(kth, 0))
     return radii
 
