@@ -27,22 +27,26 @@ def evaluate(root: Path, category: str, config: DetectorConfig) -> tuple[float, 
     test = [json.loads(line) for line in open(root / category / "test.manifest")]
     size = config.image_size
 
-    def pixels(entry: dict) -> np.ndarray:
-        return decode_pixels(Path(entry["source-ref"].removeprefix("file://")).read_bytes(), size)[0]
+    def load(entries: list[dict]) -> tuple[np.ndarray, list]:
+        loaded = [decode_pixels(Path(e["source-ref"].removeprefix("file://")).read_bytes(), size) for e in entries]
+        return np.stack([pixels for pixels, _ in loaded]), [place for _, place in loaded]
 
     detector = Detector(config, FeatureExtractor(str(model_path(config.backbone)), config.taps, size))
-    images = np.stack([pixels(e) for e in train])
+    images, places = load(train)
     started = time.perf_counter()
-    detector.fit((images[i : i + 8] for i in range(0, len(images), 8)), total=len(images))
+    detector.fit(((images[i : i + 8], places[i : i + 8]) for i in range(0, len(images), 8)), total=len(images))
     fit = time.perf_counter() - started
-    scores, maps = detector.score(np.stack([pixels(e) for e in test]))
+    test_images, test_places = load(test)
+    scores, maps = detector.score(test_images, test_places)
     labels = np.array([e["anomaly-label"] for e in test])
-    masks = np.stack([
-        np.asarray(Image.open(e["anomaly-mask-ref"].removeprefix("file://")).convert("L").resize((size, size)), np.uint8) > 127
-        if "anomaly-mask-ref" in e else np.zeros((size, size), bool)
-        for e in test
-    ])
-    return metrics.auroc(scores, labels), metrics.auroc(maps[:, ::2, ::2].ravel(), masks[:, ::2, ::2].ravel()), fit
+    regions, truths = [], []
+    for e, place, amap in zip(test, test_places, maps, strict=True):
+        region = place.crop(amap)
+        regions.append(region[::2, ::2].ravel())
+        truth = (np.asarray(Image.open(e["anomaly-mask-ref"].removeprefix("file://")).convert("L").resize(
+            region.shape[::-1]), np.uint8) > 127) if "anomaly-mask-ref" in e else np.zeros(region.shape, bool)
+        truths.append(truth[::2, ::2].ravel())
+    return metrics.auroc(scores, labels), metrics.auroc(np.concatenate(regions), np.concatenate(truths)), fit
 
 
 def main() -> None:

@@ -25,8 +25,9 @@ SIZE = 128
 def runtime(tmp_path_factory) -> ModelRuntime:
     config = DetectorConfig(image_size=SIZE, bank_size=4096, top_k=16, loo_images=12)
     detector = Detector(config, FeatureExtractor(str(model_path(config.backbone)), config.taps, SIZE))
-    train = np.stack([decode_pixels(pattern_png(i), SIZE)[0] for i in range(14)])
-    detector.fit((train[i : i + 7] for i in range(0, 14, 7)), total=14)
+    loaded = [decode_pixels(pattern_png(i), SIZE) for i in range(14)]
+    detector.fit(((np.stack([p for p, _ in loaded[i : i + 7]]), [q for _, q in loaded[i : i + 7]])
+                  for i in range(0, 14, 7)), total=14)
     detector.calibrate(detector.loo_scores, None)
     directory = tmp_path_factory.mktemp("model")
     export(detector, directory)

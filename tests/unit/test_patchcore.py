@@ -7,10 +7,10 @@ import onnxruntime as ort
 import pytest
 
 from helpers import pattern_png
+from loupe_models.anomaly_model import calibrate, confidence, f1_optimal_threshold, image_score
 from loupe_models.catalogue import model_path
 from loupe_models.preprocess import decode_pixels
 from loupe_training.patchcore import metrics
-from loupe_training.patchcore.calibration import calibrate, f1_optimal_threshold
 from loupe_training.patchcore.coreset import KCenterGreedySampler
 from loupe_training.patchcore.detector import Detector, DetectorConfig
 from loupe_training.patchcore.export import export
@@ -21,8 +21,10 @@ from loupe_training.patchcore.scoring import bank_radii, nearest_distances, sear
 SIZE = 128
 
 
-def pixels(seed: int, defect: bool = False) -> np.ndarray:
-    return decode_pixels(pattern_png(seed, defect), SIZE)[0]
+def images(seeds, defect: bool = False):
+    """Letterboxed pixels of pattern images and their placements, as the detector takes them."""
+    loaded = [decode_pixels(pattern_png(seed, defect), SIZE) for seed in seeds]
+    return np.stack([p for p, _ in loaded]), [place for _, place in loaded]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,7 @@ def fitted() -> Detector:
     config = DetectorConfig(taps=("block4", "block10"), image_size=SIZE, bank_size=2048, top_k=16, loo_images=12)
     extractor = FeatureExtractor(str(model_path(config.backbone)), config.taps, SIZE)
     detector = Detector(config, extractor)
-    train = np.stack([pixels(i) for i in range(12)])
-    detector.fit((train[i : i + 4] for i in range(0, 12, 4)), total=12)
+    detector.fit((images(range(i, i + 4)) for i in range(0, 12, 4)), total=12)
     detector.calibrate(detector.loo_scores, None)
     return detector
 
@@ -99,7 +100,8 @@ def test_thresholds():
     assert 1.2 < f1_optimal_threshold(scores, labels) < 3.0
     both = calibrate(scores[:3], scores[3:])
     assert both.method == "f1-optimal" and 1.2 < both.threshold < 3.0
-    assert both.confidence(np.array([3.5]))[0] > 0.9 and both.confidence(np.array([1.0]))[0] > 0.9
+    assert confidence(3.5, both.threshold, both.temperature) > 0.9
+    assert confidence(1.0, both.threshold, both.temperature) > 0.9
 
 
 def test_normal_only_threshold_is_sensible(fitted):
@@ -107,42 +109,41 @@ def test_normal_only_threshold_is_sensible(fitted):
     images stay below it, defective ones go above, and Confidence is a probability."""
     cal = fitted.calibration
     assert cal.method == "normal-distribution"
-    normal_scores, _ = fitted.score(np.stack([pixels(100 + i) for i in range(8)]))
-    defect_scores, _ = fitted.score(np.stack([pixels(200 + i, defect=True) for i in range(8)]))
+    normal_scores, _ = fitted.score(*images(range(100, 108)))
+    defect_scores, _ = fitted.score(*images(range(200, 208), defect=True))
     assert (normal_scores < cal.threshold).mean() >= 0.75
     assert (defect_scores >= cal.threshold).mean() >= 0.75
     assert metrics.auroc(np.concatenate([normal_scores, defect_scores]), np.repeat([0, 1], 8)) >= 0.95
-    confidence = cal.confidence(np.concatenate([normal_scores, defect_scores]))
-    assert ((confidence >= 0.5) & (confidence <= 1)).all()
+    sure = confidence(np.concatenate([normal_scores, defect_scores]), cal.threshold, cal.temperature)
+    assert ((sure >= 0.5) & (sure <= 1)).all()
 
 
 def test_exported_graph_equals_the_training_pipeline(fitted, tmp_path):
     onnx_path, sidecar = export(fitted, tmp_path)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    images = np.stack([pixels(300 + i, defect=bool(i % 2)) for i in range(6)])
-    scores, maps = fitted.score(images)
-    for i in range(len(images)):
-        score, amap = session.run(["image_score", "anomaly_map"], {"pixels": images[i : i + 1]})
-        assert abs(float(score[0]) - float(scores[i])) <= 1e-4 * max(1.0, abs(float(scores[i])))
+    pixels = np.concatenate([images([300 + i], defect=bool(i % 2))[0] for i in range(6)])
+    places = [images([300 + i], defect=bool(i % 2))[1][0] for i in range(6)]
+    scores, maps = fitted.score(pixels, places)
+    for i in range(len(pixels)):
+        (amap,) = session.run(["anomaly_map"], {"pixels": pixels[i : i + 1]})
         assert np.abs(amap[0, 0] - maps[i]).max() <= 1e-4 * max(1.0, float(np.abs(maps[i]).max()))
+        score = image_score(amap[0, 0], places[i], fitted.scoring)
+        assert abs(score - float(scores[i])) <= 1e-4 * max(1.0, abs(float(scores[i])))
     meta = __import__("json").loads(sidecar.read_text())
     assert meta["threshold"] == fitted.calibration.threshold
-    assert meta["input"]["shape"] == [1, 3, SIZE, SIZE] and meta["format"] == "loupe-patchcore-v1"
+    assert meta["input"]["shape"] == [1, 3, SIZE, SIZE] and meta["format"] == "loupe-patchcore-v2"
+    assert meta["input"]["resize"] == "letterbox-pillow-bilinear"
+    assert meta["scoring"] == {"top_k": fitted.config.top_k, "subtract_background": fitted.config.subtract_background}
     names = {i.name for i in session.get_inputs()}
     assert names == {"pixels"}  # the threshold is not an input baked into the graph either
 
 
 def test_an_image_anomalous_everywhere_is_flagged(fitted):
-    """Noise has no peak above its own background, so the local term alone misses it; the global
-    term (the map's mean above what normal images reach) catches it, and leaves normal images be."""
+    """Noise is anomalous everywhere: its top-k level stands above every normal image's."""
     from helpers import png_bytes
 
-    noise = np.stack([decode_pixels(png_bytes(SIZE, SIZE, seed=s), SIZE)[0] for s in range(3)])
-    normal = np.stack([pixels(400 + i) for i in range(6)])
-    noise_scores, noise_maps = fitted.score(noise)
-    normal_scores, normal_maps = fitted.score(normal)
-    ceiling = fitted.scorer.background_ceiling
-    assert (noise_maps.reshape(3, -1).mean(axis=1) > ceiling).all()
-    assert (normal_maps.reshape(6, -1).mean(axis=1) <= ceiling).all()
+    loaded = [decode_pixels(png_bytes(SIZE, SIZE, seed=s), SIZE) for s in range(3)]
+    noise_scores, _ = fitted.score(np.stack([p for p, _ in loaded]), [place for _, place in loaded])
+    normal_scores, _ = fitted.score(*images(range(400, 406)))
     assert (noise_scores > fitted.calibration.threshold).all(), (noise_scores, fitted.calibration.threshold)
     assert noise_scores.min() > normal_scores.max()

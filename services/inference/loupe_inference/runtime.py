@@ -11,7 +11,6 @@ import base64
 import functools
 import io
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +18,10 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from loupe_models import anomaly_model
+from loupe_models.anomaly_model import Sidecar
 from loupe_models.preprocess import to_pixels
 
-FORMAT = "loupe-patchcore-v1"
 BACKGROUND = ("background", "#FFFFFF", (255, 255, 255))
 ANOMALY = ("anomaly", "#FF0000", (255, 0, 0))
 
@@ -34,7 +34,7 @@ class Detection:
     confidence: float
     anomalous_fraction: float
     mask_png: bytes | None
-    anomaly_map: np.ndarray | None = None  # the model's S x S patch scores (kept for human review)
+    anomaly_map: np.ndarray | None = None  # the map on the image's region (kept for human review)
     pixel_threshold: float = 0.0
 
     def lookout_result(self) -> dict:
@@ -54,8 +54,9 @@ class Detection:
 
 class ModelRuntime:
     def __init__(self, model: Path | bytes, sidecar: dict, threads: int = 1) -> None:
-        if sidecar.get("format") != FORMAT:
+        if sidecar.get("format") != anomaly_model.FORMAT:
             raise ValueError(f"unsupported model format {sidecar.get('format')!r}")
+        self.sidecar = Sidecar.model_validate(sidecar)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -64,45 +65,38 @@ class ModelRuntime:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        self.sidecar = sidecar
-        self.size = int(sidecar["input"]["shape"][-1])
-        self.threshold = float(sidecar["threshold"])
-        self.pixel_threshold = float(sidecar.get("pixel_threshold", self.threshold))
-        calibration = sidecar["calibration"]
-        self.temperature = float(calibration["temperature"])
+        self.size = self.sidecar.input.size
+        self.threshold = self.sidecar.threshold
+        self.pixel_threshold = self.sidecar.pixel_threshold
+        self.temperature = self.sidecar.calibration.temperature
 
     @classmethod
     def load(cls, directory: Path, threads: int = 1) -> ModelRuntime:
         return cls(directory / "model.onnx", json.loads((directory / "model.json").read_text()), threads)
 
     def confidence(self, score: float, threshold: float) -> float:
-        """Calibrated probability of the predicted class (the same logistic as training)."""
-        z = max(-50.0, min(50.0, (score - threshold) / self.temperature))
-        p_anomalous = 1.0 / (1.0 + math.exp(-z))
-        return p_anomalous if score >= threshold else 1.0 - p_anomalous
+        return float(anomaly_model.confidence(score, threshold, self.temperature))
 
     def detect(self, image: Image.Image, *, threshold: float | None = None, with_mask: bool = True) -> Detection:
         """Score one decoded image. A custom threshold moves the image and pixel thresholds together."""
         t = self.threshold if threshold is None else float(threshold)
         pixel_t = self.pixel_threshold + (t - self.threshold)
-        pixels = to_pixels(image, self.size)[None]
-        score_out, map_out = self.session.run(["image_score", "anomaly_map"], {"pixels": pixels})
-        score = float(score_out[0])
-        anomalous_map = map_out[0, 0] >= pixel_t
+        pixels, place = to_pixels(image, self.size)
+        (map_out,) = self.session.run(["anomaly_map"], {"pixels": pixels[None]})
+        canvas_map = map_out[0, 0]
+        score = anomaly_model.image_score(canvas_map, place, self.sidecar.scoring)
+        region = place.crop(canvas_map)
         is_anomalous = score >= t
         mask_png = None
         fraction = 0.0
         if is_anomalous:
-            # The mask is drawn at the image's own size from the model's S x S map.
-            small = Image.fromarray((anomalous_map * 255).astype(np.uint8))
-            full = np.asarray(small.resize(image.size, Image.Resampling.NEAREST)) > 127
+            full = anomaly_model.anomaly_mask(region, pixel_t, image.size)
             fraction = float(full.mean())
             if with_mask:
                 mask_png = _mask_png(full)
         elif with_mask:
             mask_png = _background_png(*image.size)
-        return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png,
-                         map_out[0, 0], pixel_t)
+        return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png, region, pixel_t)
 
 
 def _mask_png(anomalous: np.ndarray) -> bytes:

@@ -1,6 +1,12 @@
 """One training run, CPU-bound, executed in a worker thread: load images lazily (bounded memory),
-fit the detector on normal training images, calibrate the threshold without looking at the test
-images, evaluate on the test images, and export the ONNX model with its evaluation artifacts."""
+fit the detector on normal training images, score the test images, set the threshold, and export
+the ONNX model with its evaluation artifacts.
+
+The threshold uses every labelled anomaly there is (as Lookout projects do, the test dataset's),
+with the normal leave-one-out training scores. When it is fitted on the test images, the reported
+F1, precision and recall come from stratified cross-validation over them (each image judged by a
+threshold fitted without it), so DescribeModel's Performance predicts what users will see rather
+than flattering the threshold on its own data."""
 
 from __future__ import annotations
 
@@ -17,8 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from loupe_models import anomaly_model
+from loupe_models.anomaly_model import Scoring
 from loupe_models.catalogue import model_path
-from loupe_models.preprocess import decode_pixels
+from loupe_models.preprocess import Placement, decode_pixels
 
 from . import report
 from .patchcore import metrics
@@ -47,31 +55,40 @@ class TrainingOutput:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _load(fetch: FetchBlob, entry: dict, size: int) -> np.ndarray:
+def _load(fetch: FetchBlob, entry: dict, size: int) -> tuple[np.ndarray, Placement]:
     try:
-        pixels, _ = decode_pixels(fetch(entry["blob_key"]), size)
+        return decode_pixels(fetch(entry["blob_key"]), size)
     except Exception as exc:  # noqa: BLE001 - any decode failure is the image's fault
         raise TrainingError(f"Image {entry['source_ref']} could not be read: {exc}") from None
-    return pixels
 
 
-def _batches(fetch: FetchBlob, entries: list[dict], size: int, batch: int) -> Iterator[np.ndarray]:
+def _batch(fetch: FetchBlob, entries: list[dict], size: int) -> tuple[np.ndarray, list[Placement]]:
+    loaded = [_load(fetch, e, size) for e in entries]
+    return np.stack([pixels for pixels, _ in loaded]), [place for _, place in loaded]
+
+
+def _batches(fetch: FetchBlob, entries: list[dict], size: int, batch: int) -> Iterator[tuple[np.ndarray, list[Placement]]]:
     for start in range(0, len(entries), batch):
-        yield np.stack([_load(fetch, e, size) for e in entries[start : start + batch]])
+        yield _batch(fetch, entries[start : start + batch], size)
 
 
-def _mask_grid(fetch: FetchBlob, entry: dict, size: int) -> np.ndarray | None:
+def _mask(fetch: FetchBlob, entry: dict) -> np.ndarray | None:
+    """The entry's ground-truth mask at its own size: (height, width) bool."""
     if not entry.get("mask_key"):
         return None
     with Image.open(io.BytesIO(fetch(entry["mask_key"]))) as mask:
-        grey = np.asarray(mask.convert("L").resize((PIXEL_GRID, PIXEL_GRID), Image.Resampling.BOX), np.float32)
-    return grey > 127
+        return np.asarray(mask.convert("L")) > 127
 
 
-def _grid(anomaly_map: np.ndarray) -> np.ndarray:
-    s = anomaly_map.shape[0]
-    f = s // PIXEL_GRID
-    return anomaly_map[: f * PIXEL_GRID, : f * PIXEL_GRID].reshape(PIXEL_GRID, f, PIXEL_GRID, f).mean(axis=(1, 3))
+def _grid(image: np.ndarray) -> np.ndarray:
+    """A map region or mask on the PIXEL_GRID x PIXEL_GRID grid pixel AUROC is measured on."""
+    return np.asarray(Image.fromarray(image.astype(np.float32), "F").resize(
+        (PIXEL_GRID, PIXEL_GRID), Image.Resampling.BOX))
+
+
+def _iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    union = (predicted | truth).sum()
+    return float((predicted & truth).sum() / union) if union else 1.0
 
 
 def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: list[dict], fetch: FetchBlob,
@@ -84,57 +101,61 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     progress(f"Extracting features of {len(normals)} normal training images", 0.02)
     detector.fit(_batches(fetch, normals, config.image_size, config.batch_size), len(normals), progress)
     fitted = time.perf_counter()
-
-    # The threshold is set without the test images: leave-one-out scores of the training normals,
-    # plus the training set's anomalous images when there are a few.
-    anomaly_scores = None
-    if len(train_anomalies) >= 3:
-        anomaly_scores = np.concatenate([detector.score(b)[0] for b in _batches(fetch, train_anomalies, config.image_size, config.batch_size)])
-    calibration = detector.calibrate(detector.loo_scores, anomaly_scores)
-
-    progress(f"Evaluating on {len(test_entries)} test images", 0.85)
-    scores, labels, pixel_scores, pixel_labels, lines = [], [], [], [], []
-    worst_fp: list = []  # min-heaps keyed so the worst cases survive
-    worst_fn: list = []
+    progress(f"Evaluating on {len(test_entries)} test images", 0.8)
+    rules = _scoring_rules(config)
+    scores: dict[Scoring, list[float]] = {rule: [] for rule in rules}
+    labels, pixel_scores, pixel_labels = [], [], []
+    segmented: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # defective image -> (map region, true mask)
+    worst: dict[Scoring, tuple[list, list]] = {rule: ([], []) for rule in rules}  # min-heaps: normal, defective
     vmin, vmax = np.inf, -np.inf
     for start in range(0, len(test_entries), config.batch_size):
         chunk = test_entries[start : start + config.batch_size]
-        pixels = np.stack([_load(fetch, e, config.image_size) for e in chunk])
-        batch_scores, maps = detector.score(pixels)
-        for entry, px, score, amap in zip(chunk, pixels, batch_scores, maps, strict=True):
-            score = float(score)
-            scores.append(score)
+        pixels, places = _batch(fetch, chunk, config.image_size)
+        _, maps = detector.score(pixels, places)
+        by_rule = {rule: detector.image_scores(maps, places, rule) for rule in rules}
+        for i, (entry, px, place, amap) in enumerate(zip(chunk, pixels, places, maps, strict=True)):
+            region = place.crop(amap)
+            vmin, vmax = min(vmin, float(region.min())), max(vmax, float(np.quantile(region, 0.999)))
+            truth = _mask(fetch, entry)
+            if truth is not None and truth.any() and entry["label"] == 1:
+                segmented[len(labels)] = (region, truth)
+            if truth is None and entry["label"] == 0:
+                truth = np.zeros((PIXEL_GRID, PIXEL_GRID), bool)
+            if truth is not None:
+                pixel_scores.append(_grid(region).ravel())
+                pixel_labels.append((_grid(truth) > 0.5).ravel())
             labels.append(entry["label"])
-            vmin, vmax = min(vmin, float(amap.min())), max(vmax, float(np.quantile(amap, 0.999)))
-            mask = _mask_grid(fetch, entry, config.image_size)
-            if mask is None and entry["label"] == 0:
-                mask = np.zeros((PIXEL_GRID, PIXEL_GRID), bool)
-            if mask is not None:
-                pixel_scores.append(_grid(amap).ravel())
-                pixel_labels.append(mask.ravel())
-            predicted = score >= calibration.threshold
-            lines.append(json.dumps({
-                "source-ref": entry["source_ref"], "anomaly-label": entry["label"],
-                "prediction": int(predicted), "score": round(score, 6),
-                "confidence": round(float(calibration.confidence(np.array([score]))[0]), 6),
-            }))
-            case = report.Case(entry["source_ref"], entry["label"], score, px, amap)
-            if entry["label"] == 0:
-                heapq.heappush(worst_fp, (score, start, len(worst_fp), case))
-                if len(worst_fp) > WORST_CASES:
-                    heapq.heappop(worst_fp)
-            else:
-                heapq.heappush(worst_fn, (-score, start, len(worst_fn), case))
-                if len(worst_fn) > WORST_CASES:
-                    heapq.heappop(worst_fn)
+            for rule in rules:
+                score = float(by_rule[rule][i])
+                scores[rule].append(score)
+                # the worst cases survive: the highest-scoring normal, the lowest-scoring defective
+                heap = worst[rule][entry["label"]]
+                heapq.heappush(heap, (score if entry["label"] == 0 else -score, len(labels),
+                                      report.Case(entry["source_ref"], entry["label"], score, px, amap)))
+                if len(heap) > WORST_CASES:
+                    heapq.heappop(heap)
     evaluated = time.perf_counter()
 
-    scores_a, labels_a = np.array(scores), np.array(labels)
-    at_threshold = metrics.classification(scores_a, labels_a, calibration.threshold)
+    labels_a = np.array(labels)
+    rule = _choose_scoring(config, {r: np.array(v) for r, v in scores.items()}, labels_a)
+    detector.use_scoring(rule)
+    worst_fp, worst_fn = worst[rule]
+    scores_a = np.array(scores[rule])
+    train_anomalous = train_anomaly_scores(detector, fetch, train_anomalies, config)
+    calibration, predicted = _threshold(detector, train_anomalous, scores_a, labels_a)
+    at_threshold = metrics.confusion(predicted, labels_a)
     image_auroc = metrics.auroc(scores_a, labels_a)
     pixel_auroc = (metrics.auroc(np.concatenate(pixel_scores), np.concatenate(pixel_labels))
                    if pixel_scores else None)
     curve = metrics.pr_curve(scores_a, labels_a) if labels_a.any() else []
+    # Mask IoU on the defective images the model flags, with the mask rule inference applies.
+    ious = [_iou(anomaly_model.anomaly_mask(region, detector.pixel_threshold, truth.shape[::-1]), truth)
+            for i, (region, truth) in segmented.items() if predicted[i]]
+    lines = [json.dumps({
+        "source-ref": entry["source_ref"], "anomaly-label": entry["label"], "prediction": int(flagged),
+        "score": round(float(score), 6),
+        "confidence": round(float(anomaly_model.confidence(score, calibration.threshold, calibration.temperature)), 6),
+    }) for entry, score, flagged in zip(test_entries, scores_a, predicted, strict=True)]
 
     progress("Exporting the model", 0.95)
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,6 +174,8 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         "ImageAUROC": image_auroc, "PixelAUROC": pixel_auroc,
         "F1Score": at_threshold["f1"], "Precision": at_threshold["precision"], "Recall": at_threshold["recall"],
         "Threshold": calibration.threshold, "ThresholdMethod": calibration.method,
+        "PerformanceMethod": "cross-validated" if labels_a.any() and not len(train_anomalous) else "held-out",
+        "MaskIoU": float(np.mean(ious)) if ious else None, "MaskIoUImages": len(ious),
         "ConfusionMatrix": {k: at_threshold[k] for k in ("tp", "fp", "fn", "tn")},
         "TestImages": {"normal": int((labels_a == 0).sum()), "anomaly": int((labels_a == 1).sum())},
         "TrainingImages": {"normal": len(normals), "anomaly": len(train_anomalies)},
@@ -170,3 +193,48 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     )
     performance = {"F1Score": at_threshold["f1"], "Precision": at_threshold["precision"], "Recall": at_threshold["recall"]}
     return TrainingOutput(model_onnx, sidecar, "\n".join(lines) + "\n", result, html_report, performance, timings)
+
+
+def _scoring_rules(config: DetectorConfig) -> list[Scoring]:
+    """The image-score rules a training compares: top-k alone, and minus the image's mean level.
+    Neither wins everywhere (measured, README): on magnetic tiles, with large defects and steady
+    texture, subtracting the mean hid defects (0.85 against 0.90 image AUROC); on grass it removed
+    the spread between normal images (0.66 -> 0.82)."""
+    return [Scoring(top_k=config.top_k, subtract_background=b) for b in (False, True)]
+
+
+def _choose_scoring(config: DetectorConfig, scores: dict[Scoring, np.ndarray], labels: np.ndarray) -> Scoring:
+    """With labelled anomalies, the rule that ranks them best (image AUROC; ties keep the
+    configured rule); without, the configured rule. A choice between two fixed rules on the
+    evaluation images: a small optimism the README states."""
+    default = Scoring(top_k=config.top_k, subtract_background=config.subtract_background)
+    if labels.all() or not labels.any():
+        return default
+    ranked = {rule: metrics.auroc(values, labels) for rule, values in scores.items()}
+    best = max(ranked, key=lambda rule: (ranked[rule], rule == default))
+    return best
+
+
+def train_anomaly_scores(detector: Detector, fetch: FetchBlob, entries: list[dict], config: DetectorConfig) -> np.ndarray:
+    """Scores of the training set's anomalous images (training never fits the bank on them)."""
+    if not entries:
+        return np.empty(0)
+    return np.concatenate([detector.score(*batch)[0] for batch in _batches(fetch, entries, config.image_size, config.batch_size)])
+
+
+def _threshold(detector: Detector, train_anomalous: np.ndarray, scores: np.ndarray,
+               labels: np.ndarray) -> tuple[anomaly_model.Calibration, np.ndarray]:
+    """The model's calibration and each test image's prediction as reported. Labelled anomalies,
+    the training set's first (held out from the test set), else the test set's own (then the
+    reported predictions are cross-validated). Normal images only: the normal rule."""
+    loo = detector.loo_scores
+    if len(train_anomalous):
+        calibration = detector.calibrate(loo, train_anomalous)
+        return calibration, scores >= calibration.threshold
+    if labels.any():
+        calibration = detector.calibrate(np.concatenate([loo, scores[labels == 0]]), scores[labels == 1])
+        predicted = anomaly_model.cross_validated_predictions(scores, labels, loo, seed=detector.config.seed)
+        return calibration, predicted
+    calibration = detector.calibrate(loo, None)
+    return calibration, scores >= calibration.threshold
+

@@ -1,8 +1,8 @@
-"""Export a fitted detector as ONE ONNX graph: pixels (1, 3, S, S, RGB 0..255) -> image_score (1,)
-and anomaly_map (1, 1, S, S). The memory bank, the distance computation, the border
-normalisation, upsampling and blur are all inside the graph, built from the very arrays the
-training pipeline used. The threshold is not in the graph: it travels in the JSON sidecar and
-stays adjustable at inference time."""
+"""Export a fitted detector as ONE ONNX graph: pixels (1, 3, S, S, RGB 0..255, letterboxed) ->
+anomaly_map (1, 1, S, S). The memory bank, the distance computation, the border normalisation,
+upsampling and blur are all inside the graph, built from the very arrays the training pipeline
+used. The image score, threshold, confidence and mask rules are loupe_models.anomaly_model's,
+applied to the map by training and inference alike; the sidecar carries their parameters."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
+from loupe_models.anomaly_model import FORMAT, ModelInput, Sidecar
 from loupe_models.catalogue import MEAN, STD
-from loupe_models.preprocess import RESIZE
 
 from .detector import Detector
 from .geometry import bilinear_matrix
 
-FORMAT = "loupe-patchcore-v1"
 OPSET = 17
 
 
@@ -66,7 +65,6 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
     inits += [
         _const("search", scorer.search),
         _const("ones", np.ones((h * w, 1), np.float32)),
-        _const("zero", np.float32(0.0)),
         _const("patches_shape", np.array([h * w, scorer.bank.shape[1]], np.int64)),
         _const("grid_shape", np.array([h, w], np.int64)),
         _const("scale", scorer.scale.astype(np.float32)),
@@ -74,9 +72,6 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
         _const("ry", scorer.ry),
         _const("rxT", scorer.rx.T.copy()),
         _const("map_shape", np.array([1, 1, scorer.image_size, scorer.image_size], np.int64)),
-        _const("flat_shape", np.array([1, scorer.image_size * scorer.image_size], np.int64)),
-        _const("k", np.array([scorer.top_k], np.int64)),
-        _const("background_ceiling", np.float32(scorer.background_ceiling)),
     ]
     nodes += [
         helper.make_node("Concat", pooled, ["features"], axis=1) if len(pooled) > 1
@@ -102,19 +97,10 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]])
         helper.make_node("MatMul", ["ry", "patch_map"], ["up_y"]),
         helper.make_node("MatMul", ["up_y", "rxT"], ["full_map"]),
         helper.make_node("Reshape", ["full_map", "map_shape"], ["anomaly_map"]),
-        helper.make_node("Reshape", ["full_map", "flat_shape"], ["flat"]),
-        helper.make_node("TopK", ["flat", "k"], ["top_values", "top_indices"], axis=1),
-        helper.make_node("ReduceMean", ["top_values"], ["top_mean"], axes=[1], keepdims=0),
-        helper.make_node("ReduceMean", ["flat"], ["map_mean"], axes=[1], keepdims=0),
-        helper.make_node("Sub", ["top_mean", "map_mean"], ["local_score"]),
-        helper.make_node("Sub", ["map_mean", "background_ceiling"], ["background_excess"]),
-        helper.make_node("Max", ["background_excess", "zero"], ["global_score"]),
-        helper.make_node("Add", ["local_score", "global_score"], ["image_score"]),
     ]
     inits.append(_const("one_axis", np.array([1], np.int64)))
     inputs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, [1, *tap_shapes[t]]) for t in taps]
     outputs = [
-        helper.make_tensor_value_info("image_score", TensorProto.FLOAT, [1]),
         helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, [1, 1, scorer.image_size, scorer.image_size]),
     ]
     graph = helper.make_graph(nodes, "patchcore_head", inputs, outputs, initializer=inits)
@@ -157,22 +143,21 @@ def export(detector: Detector, directory: Path, *, extra: dict | None = None) ->
     data = onnx_path.read_bytes()
     import onnxruntime
 
-    sidecar = {
-        "format": FORMAT,
-        "input": {"name": "pixels", "shape": [1, 3, detector.config.image_size, detector.config.image_size],
-                  "layout": "NCHW", "channels": "RGB", "range": [0, 255], "resize": RESIZE},
-        "outputs": {"image_score": [1], "anomaly_map": [1, 1, detector.config.image_size, detector.config.image_size]},
-        "threshold": detector.calibration.threshold,
-        "pixel_threshold": detector.pixel_threshold,
-        "calibration": detector.calibration.as_dict(),
-        "detector": detector.config_dict(),
-        "stats": detector.stats,
-        "backbone": json.loads(Path(detector.extractor.backbone_path).with_suffix(".json").read_text()),
-        "onnx_sha256": hashlib.sha256(data).hexdigest(),
-        "versions": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
-                     "opset": OPSET},
+    size = detector.config.image_size
+    sidecar = Sidecar(
+        input=ModelInput(shape=[1, 3, size, size]),
+        threshold=detector.calibration.threshold,
+        pixel_threshold=detector.pixel_threshold,
+        calibration=detector.calibration,
+        scoring=detector.scoring,
+        detector=detector.config_dict(),
+        stats=detector.stats,
+        backbone=json.loads(Path(detector.extractor.backbone_path).with_suffix(".json").read_text()),
+        onnx_sha256=hashlib.sha256(data).hexdigest(),
+        versions={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+                  "opset": OPSET},
         **(extra or {}),
-    }
+    )
     sidecar_path = directory / "model.json"
-    sidecar_path.write_text(json.dumps(sidecar, indent=2))
+    sidecar_path.write_text(sidecar.model_dump_json(indent=2))
     return onnx_path, sidecar_path

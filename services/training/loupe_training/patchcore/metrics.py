@@ -23,9 +23,14 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def classification(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 of the anomaly class at a threshold."""
+    return confusion(np.asarray(scores) >= threshold, labels)
+
+
+def confusion(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Precision, recall and F1 of the anomaly class. With no anomalous images and no alarm,
     precision and recall are 1 (nothing was missed, nothing was falsely flagged)."""
-    predicted = np.asarray(scores) >= threshold
+    predicted = np.asarray(predicted).astype(bool)
     y = np.asarray(labels).astype(bool)
     tp = int((predicted & y).sum())
     fp = int((predicted & ~y).sum())

@@ -1,0 +1,187 @@
+"""The anomaly model format: one owner for what training writes and inference reads.
+
+A model is `model.onnx` (pixels (1, 3, S, S), RGB 0..255 letterboxed by preprocess.to_pixels ->
+anomaly_map (1, 1, S, S)) and `model.json`, the Sidecar below. Everything that turns the map into
+a decision lives here, in numpy, and is called by both sides: the image score, the threshold
+rules, the confidence formula and the mask rule. The threshold is never in the graph, so a caller
+can move it per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from .preprocess import RESIZE, Placement
+
+FORMAT = "loupe-patchcore-v2"
+# Normal-only threshold: the normal leave-one-out scores' mean plus this many standard deviations.
+NORMAL_SIGMAS = 3.0
+# A flagged image's mask: pixels above this share of the way from the image's median map level to
+# its peak (or above the pixel threshold, whichever is lower), so a flagged image is never empty.
+RELATIVE_MASK_LEVEL = 0.5
+CV_FOLDS = 5
+
+
+class Calibration(BaseModel):
+    threshold: float
+    temperature: float = Field(gt=0, description="logistic temperature of the confidence")
+    normal_mean: float
+    normal_std: float
+    method: Literal["normal-distribution", "f1-optimal"]
+
+
+class Scoring(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    top_k: int = Field(gt=0, description="image score: mean of the k highest map pixels on the image")
+    subtract_background: bool = Field(description="minus the image's own mean map level")
+
+
+class ModelInput(BaseModel):
+    name: Literal["pixels"] = "pixels"
+    shape: list[int]
+    layout: Literal["NCHW"] = "NCHW"
+    channels: Literal["RGB"] = "RGB"
+    range: list[int] = [0, 255]
+    resize: Literal["letterbox-pillow-bilinear"] = RESIZE
+
+    @property
+    def size(self) -> int:
+        return self.shape[-1]
+
+
+class Sidecar(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal["loupe-patchcore-v2"] = FORMAT
+    input: ModelInput
+    threshold: float
+    pixel_threshold: float = Field(description="anomaly-map level normal images stay under")
+    calibration: Calibration
+    scoring: Scoring
+    detector: dict[str, Any] = {}
+    stats: dict[str, Any] = {}
+    backbone: dict[str, Any] = {}
+    onnx_sha256: str = ""
+    versions: dict[str, Any] = {}
+
+
+# --- image score ---------------------------------------------------------------------------------
+
+def image_score(canvas_map: np.ndarray, place: Placement, scoring: Scoring) -> float:
+    """Mean of the top-k anomaly-map pixels on the image's own region (the letterbox border is
+    not the image), optionally minus that region's mean level."""
+    region = place.crop(canvas_map).ravel()
+    k = min(scoring.top_k, region.size)
+    top = float(np.partition(region, region.size - k)[region.size - k :].mean())
+    return top - float(region.mean()) if scoring.subtract_background else top
+
+
+# --- threshold rules -----------------------------------------------------------------------------
+
+def f1_optimal_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold (midway between two sorted scores) maximising F1; the middle of the best run."""
+    order = np.argsort(scores, kind="mergesort")
+    s, y = np.asarray(scores, np.float64)[order], np.asarray(labels)[order].astype(bool)
+    candidates = np.concatenate([[s[0] - 1e-6], (s[1:] + s[:-1]) / 2, [s[-1] + 1e-6]])
+    # Predicting "anomalous" for s >= candidate i flags the images from i on.
+    flagged_positives = np.concatenate([np.cumsum(y[::-1])[::-1], [0]])
+    flagged = np.arange(len(s), -1, -1)
+    positives = y.sum()
+    f1 = 2 * flagged_positives / np.maximum(flagged + positives, 1)
+    best = np.flatnonzero(np.isclose(f1, f1.max(), rtol=0, atol=1e-12))
+    return float(np.median(candidates[best]))
+
+
+def _fit_temperature(scores: np.ndarray, labels: np.ndarray, threshold: float, start: float) -> float:
+    """Maximum-likelihood logistic temperature with the threshold fixed (1-D Newton on 1/T)."""
+    x = scores - threshold
+    a = 1.0 / max(start, 1e-6)
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(a * x, -50, 50)))
+        gradient = float(((labels - p) * x).sum()) - 1e-3 * a  # tiny prior keeps separable data finite
+        hessian = float(-(p * (1 - p) * x * x).sum()) - 1e-3
+        step = gradient / hessian
+        a = max(a - step, 1e-6)
+        if abs(step) < 1e-8:
+            break
+    return 1.0 / a
+
+
+def calibrate(normal_scores: np.ndarray, anomaly_scores: np.ndarray | None = None) -> Calibration:
+    """Normal scores only: mean + NORMAL_SIGMAS standard deviations. With anomalous scores: the
+    F1-optimal threshold and a fitted temperature."""
+    normal = np.asarray(normal_scores, dtype=np.float64)
+    mean = float(normal.mean())
+    std = max(float(normal.std(ddof=1)) if len(normal) > 1 else abs(mean) * 0.1, 1e-6)
+    if anomaly_scores is None or len(anomaly_scores) == 0:
+        return Calibration(threshold=mean + NORMAL_SIGMAS * std, temperature=std, normal_mean=mean,
+                           normal_std=std, method="normal-distribution")
+    anomalous = np.asarray(anomaly_scores, dtype=np.float64)
+    scores = np.concatenate([normal, anomalous])
+    labels = np.concatenate([np.zeros(len(normal)), np.ones(len(anomalous))])
+    threshold = f1_optimal_threshold(scores, labels)
+    temperature = _fit_temperature(scores, labels, threshold, start=std)
+    return Calibration(threshold=threshold, temperature=temperature, normal_mean=mean, normal_std=std,
+                       method="f1-optimal")
+
+
+def cross_validated_predictions(scores: np.ndarray, labels: np.ndarray, extra_normal: np.ndarray,
+                                folds: int = CV_FOLDS, seed: int = 0) -> np.ndarray:
+    """Each labelled image's prediction by a threshold calibrated without it (stratified k-fold;
+    `extra_normal`, e.g. leave-one-out training scores, always in the calibration set). What the
+    model reports is then measured on images its threshold did not see."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(scores), int)
+    for cls in (False, True):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        fold[members] = np.arange(len(members)) % folds
+    predicted = np.zeros(len(scores), bool)
+    for f in range(folds):
+        held = fold == f
+        if not held.any():
+            continue
+        rest = ~held
+        calibration = calibrate(np.concatenate([extra_normal, scores[rest & ~labels]]), scores[rest & labels])
+        predicted[held] = scores[held] >= calibration.threshold
+    return predicted
+
+
+# --- confidence ----------------------------------------------------------------------------------
+
+def probability(score: float | np.ndarray, threshold: float, temperature: float) -> np.ndarray:
+    """p(anomalous) = sigmoid((score - threshold) / temperature)."""
+    z = np.clip((np.asarray(score, dtype=np.float64) - threshold) / temperature, -50, 50)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def confidence(score: float | np.ndarray, threshold: float, temperature: float) -> np.ndarray:
+    """Calibrated probability of the predicted class."""
+    p = probability(score, threshold, temperature)
+    return np.where(np.asarray(score) >= threshold, p, 1 - p)
+
+
+# --- mask ----------------------------------------------------------------------------------------
+
+def mask_level(region: np.ndarray, pixel_threshold: float) -> float:
+    """The map level a flagged image's mask starts at: the pixel threshold, or lower where the
+    image's own peak does not reach it (relative to the image's median level)."""
+    median, peak = float(np.median(region)), float(region.max())
+    return min(pixel_threshold, median + RELATIVE_MASK_LEVEL * (peak - median))
+
+
+def anomaly_mask(region: np.ndarray, pixel_threshold: float, size: tuple[int, int]) -> np.ndarray:
+    """A flagged image's (height, width) bool mask at the image's own `size` (width, height). The
+    map region is resized before the mask rule, so the mask follows the map's contours rather than
+    blocky canvas pixels; never empty (a one-pixel peak lost in resizing keeps its place)."""
+    level = mask_level(region, pixel_threshold)
+    full = np.asarray(Image.fromarray(region.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR)) >= level
+    if not full.any():
+        y, x = np.unravel_index(int(region.argmax()), region.shape)
+        full[min(int(y * size[1] / region.shape[0]), size[1] - 1), min(int(x * size[0] / region.shape[1]), size[0] - 1)] = True
+    return full
