@@ -69,7 +69,7 @@ def test_latest_and_native_evaluation_routes(trained, lookout, stack):
     model = signed_request(stack.endpoint_url, "GET", data["artifacts"]["model.onnx"])
     assert model.status_code == 200 and len(model.content) > 100_000
     sidecar = signed_request(stack.endpoint_url, "GET", data["artifacts"]["model.json"]).json()
-    assert sidecar["format"] == "loupe-patchcore-v1" and sidecar["threshold"] > 0
+    assert sidecar["format"] == "loupe-patchcore-v2" and sidecar["threshold"] > 0
     missing = signed_request(stack.endpoint_url, "GET", f"/loupe/v1/projects/{project}/models/1/artifacts/secret.txt")
     assert missing.status_code == 404 and missing.json()["error_detail"]["code"] == "ERROR_FILE_NOT_FOUND"
 

@@ -127,7 +127,8 @@ async def _train(state: TrainingState, doc: dict, config: DetectorConfig) -> Non
 
     result = output.evaluation_result
     summary = {k: result[k] for k in ("ImageAUROC", "PixelAUROC", "F1Score", "Precision", "Recall", "Threshold",
-                                      "ThresholdMethod", "TestImages", "TrainingImages", "Timings")}
+                                      "ThresholdMethod", "PerformanceMethod", "MaskIoU", "MaskIoUImages",
+                                      "ImageScoreRule", "TestImages", "TrainingImages", "Timings")}
     await state.models.update_one({"_id": key, "status": TRAINING}, {"$set": {
         "status": TRAINED,
         "status_message": (f"Training completed in {output.timings['total_seconds']:.0f} s: "

@@ -176,6 +176,7 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         "Threshold": calibration.threshold, "ThresholdMethod": calibration.method,
         "PerformanceMethod": "cross-validated" if labels_a.any() and not len(train_anomalous) else "held-out",
         "MaskIoU": float(np.mean(ious)) if ious else None, "MaskIoUImages": len(ious),
+        "ImageScoreRule": "top-k minus mean" if rule.subtract_background else "top-k",
         "ConfusionMatrix": {k: at_threshold[k] for k in ("tp", "fp", "fn", "tn")},
         "TestImages": {"normal": int((labels_a == 0).sum()), "anomaly": int((labels_a == 1).sum())},
         "TrainingImages": {"normal": len(normals), "anomaly": len(train_anomalies)},
