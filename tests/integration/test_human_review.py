@@ -95,7 +95,7 @@ def test_doubtful_detection_is_reviewed_in_the_browser(stack, lookout, a2i, host
     project = hosted
     # The doubtful image: of a few fades the model calls anomalous, the one it is least sure about
     # (anomalous, so the loop also carries the model's mask).
-    candidates = {alpha: blend(alpha) for alpha in (0.0, 0.15, 0.2, 0.25, 0.3, 0.4)}
+    candidates = {alpha: blend(alpha) for alpha in (0.0, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)}
     confidence = {}
     for alpha, image in candidates.items():
         r = signed_request(stack.endpoint_url, "POST", f"/loupe/v1/projects/{project}/models/1/detect",
