@@ -34,9 +34,10 @@ from loupe_training.patchcore.features import FeatureExtractor  # noqa: E402
 
 MTD = Path(__file__).resolve().parents[3] / "shared" / "data" / "magnetic-tile" / "MT_Free" / "Imgs"
 VARIANTS = {
-    "block4 (before 2026-12-06)": {"taps": ("block4",)},
-    "block4+block10 (default)": {},
-    "block4+block10, 8k bank": {"bank_size": 8192},
+    "block4, 16k (before 12-06)": {"taps": ("block4",), "bank_size": 16384},
+    "block4+block10, 8k (default)": {},
+    "block4+block10, 4k": {"bank_size": 4096},
+    "block4+block7, 8k": {"taps": ("block4", "block7")},
 }
 
 

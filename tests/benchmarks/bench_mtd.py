@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,8 @@ from helpers import make_client, signed_request, wait_model, wait_status  # noqa
 from loupe_local.stack import Stack  # noqa: E402
 from loupe_training.patchcore.metrics import auroc, confusion  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "magnetic-tile"
+# ../shared/data/magnetic-tile beside the checkout (where CI has it too), or LOUPE_MTD_DIR.
+DATA = Path(os.environ.get("LOUPE_MTD_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data" / "magnetic-tile")
 KINDS = ("Blowhole", "Break", "Crack", "Fray", "Uneven")
 OUTPUT = {"S3Location": {"Bucket": "bench-output"}}
 LABEL_METADATA = {"human-annotated": "yes", "type": "groundtruth/image-classification",
@@ -50,7 +52,8 @@ def tiles(kind: str) -> list[Path]:
     return sorted((DATA / f"MT_{kind}" / "Imgs").glob("*.jpg"))
 
 
-def split(seed: int, n_train: int, held_normal: int, held_defective: int) -> dict[str, list[tuple[str, Path]]]:
+def split(seed: int, n_train: int, held_normal: int, held_defective: int,
+          test_defective: int = 10) -> dict[str, list[tuple[str, Path]]]:
     """A random split: train (normal), test (20 normal + 10 defective), held-out (never seen)."""
     rng = np.random.default_rng(seed)
     free = [tiles("Free")[i] for i in rng.permutation(len(tiles("Free")))]
@@ -60,9 +63,9 @@ def split(seed: int, n_train: int, held_normal: int, held_defective: int) -> dic
         raise SystemExit(f"{n_train} + 20 + {held_normal} normal tiles asked for; MTD has {len(free)}")
     return {
         "train": [("Free", p) for p in free[:n_train]],
-        "test": [("Free", p) for p in free[n_train : n_train + 20]] + defective[:10],
+        "test": [("Free", p) for p in free[n_train : n_train + 20]] + defective[:test_defective],
         "held": [("Free", p) for p in free[n_train + 20 : n_train + 20 + held_normal]]
-        + defective[10 : 10 + held_defective],
+        + defective[test_defective : test_defective + held_defective],
     }
 
 
@@ -106,8 +109,8 @@ def red_mask(result: dict) -> np.ndarray:
 
 def run(stack: Stack, seed: int, n_train: int, args: argparse.Namespace, masks: Path) -> dict:
     lookout = make_client("lookoutvision", stack.endpoint_url)
-    project = f"mtd-n{n_train}-s{seed}"
-    parts = split(seed, n_train, args.held_normal, args.held_defective)
+    project = f"mtd-n{n_train}-s{seed}-t{args.test_defective}"
+    parts = split(seed, n_train, args.held_normal, args.held_defective, args.test_defective)
     bucket = stack.data_dir / "s3" / "bench" / project
     bucket.mkdir(parents=True, exist_ok=True)
     lookout.create_project(ProjectName=project)
@@ -165,7 +168,7 @@ def run(stack: Stack, seed: int, n_train: int, args: argparse.Namespace, masks: 
 def line(r: dict) -> str:
     kinds = " ".join(f"{r['kinds'].get(k, float('nan')):.3f}" for k in KINDS)
     return (f"{r['n']:4d} {r['seed']:4d}  {r['auroc']:.3f}  {kinds}  {r['f1']:.2f} {r['precision']:.2f} "
-            f"{r['recall']:.2f} {r['false_alarms']:.2f}  {r['reported_f1']:.2f}  {r['pixel_auroc']:.3f} "
+            f"{r['recall']:.2f} {r['false_alarms']:.2f}  {r['reported_f1'] or 0.0:.2f}  {r['pixel_auroc'] or 0.0:.3f} "
             f"{r['iou']:.3f} {r['flagged_empty']:3d}  {r['train_s']:6.1f} {r['detect_ms']:6.1f}  {r['rule']}")
 
 
@@ -179,12 +182,14 @@ def summary(results: list[dict]) -> None:
         rs = [r for r in results if r["n"] == n]
 
         def ms(key: str, rows=rs) -> str:
-            values = [r[key] for r in rows]
+            values = [r[key] for r in rows if r[key] is not None]
+            if not values:
+                return "n/a"
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             return f"{statistics.fmean(values):.3f}±{spread:.3f}"
 
         kinds = " ".join(f"{k} {statistics.fmean(r['kinds'][k] for r in rs):.3f}" for k in KINDS)
-        gap = statistics.fmean(abs(r["reported_f1"] - r["f1"]) for r in rs)
+        gap = statistics.fmean(abs((r["reported_f1"] or 0.0) - r["f1"]) for r in rs)
         print(f"N={n:3d}: image AUROC {ms('auroc')} ({kinds}); F1 {ms('f1')} precision {ms('precision')} "
               f"recall {ms('recall')} false alarms {ms('false_alarms')}; reported F1 {ms('reported_f1')} "
               f"(|reported - held-out| {gap:.3f}); pixel AUROC {ms('pixel_auroc')}; mask IoU {ms('iou')}; "
@@ -197,6 +202,8 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--held-normal", type=int, default=120)
     parser.add_argument("--held-defective", type=int, default=120)
+    parser.add_argument("--test-defective", type=int, default=10,
+                        help="defective tiles in the test dataset (0: normal images only, the normal threshold rule)")
     args = parser.parse_args()
     if not (DATA / "MT_Free").is_dir():
         print(f"MTD not found at {DATA}: nothing measured (see ../shared/data/magnetic-tile/README.md)")
@@ -206,7 +213,8 @@ def main() -> None:
         masks = Path(tmp) / "masks"
         masks.mkdir()
         with Stack.on_free_ports(Path(tmp) / "stack", extra_env={"LOUPE_TAGGING_ENABLED": "false"}) as stack:
-            print(f"MTD through the service path: {args.held_normal} + {args.held_defective} held-out tiles per run")
+            print(f"MTD through the service path: test dataset 20 + {args.test_defective} tiles, "
+                  f"{args.held_normal} + {args.held_defective} held-out tiles per run")
             print(HEADER)
             for n in (int(v) for v in args.train.split(",")):
                 for seed in range(args.splits):
