@@ -38,6 +38,8 @@ VARIANTS = {
     "block4+block10, 8k (default)": {},
     "block4+block10, 4k": {"bank_size": 4096},
     "block4+block7, 8k": {"taps": ("block4", "block7")},
+    "block4+block10, 8k, 320 px": {"image_size": 320},
+    "block4+block10, 8k, 384 px": {"image_size": 384},
 }
 
 
@@ -89,7 +91,7 @@ def main() -> None:
     print(f"{args.train} training {source}, {args.runs} alternating runs, 2 onnxruntime threads")
     for name in runtimes:
         run, whole = statistics.median(run_ms[name]), statistics.median(detect_ms[name])
-        print(f"{name:28s} session.run p50 {run:6.1f} ms ({run / base:.2f}x)  whole detect p50 {whole:6.1f} ms")
+        print(f"{name:30s} session.run p50 {run:6.1f} ms ({run / base:.2f}x)  whole detect p50 {whole:6.1f} ms")
     print(json.dumps({n: round(statistics.median(v), 2) for n, v in run_ms.items()}))
 
 
