@@ -47,12 +47,6 @@ class Placement:
         """The image's region of a (..., size, size) array."""
         return canvas_map[..., self.y : self.y + self.height, self.x : self.x + self.width]
 
-    def valid(self, size: int) -> np.ndarray:
-        """(size, size) bool: True on the image's region."""
-        inside = np.zeros((size, size), bool)
-        inside[self.y : self.y + self.height, self.x : self.x + self.width] = True
-        return inside
-
 
 def to_pixels(image: Image.Image, size: int) -> tuple[np.ndarray, Placement]:
     """(3, size, size) pixels and where the image lies on them."""
@@ -61,8 +55,7 @@ def to_pixels(image: Image.Image, size: int) -> tuple[np.ndarray, Placement]:
     if rgb.size != (place.width, place.height):
         rgb = rgb.resize((place.width, place.height), Image.Resampling.BILINEAR)
     canvas = np.zeros((3, size, size), np.float32)
-    canvas[:, place.y : place.y + place.height, place.x : place.x + place.width] = \
-        np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1)
+    place.crop(canvas)[...] = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1)
     return canvas, place
 
 
