@@ -1,7 +1,9 @@
-"""Control-plane benchmark: how long the local system takes to be ready, and DescribeProject
-latency through HTTP -> gateway -> Kafka -> dataset service -> Kafka -> gateway.
+"""Control-plane benchmark: how long the local system takes to be ready, DescribeProject (a read)
+and TagResource (a write) latency through HTTP -> gateway -> Kafka -> dataset service -> Kafka ->
+gateway.
 
 Run: .venv/bin/python tests/benchmarks/bench_control_plane.py [--requests 1000]
+     LOUPE_EMBEDDED_STORE_DURABLE=false ... to compare with the memory-only embedded store
 Prints figures; asserts nothing (targets are judged by reading them).
 """
 
@@ -60,6 +62,12 @@ def main() -> None:
                 t0 = time.perf_counter()
                 client.describe_project(ProjectName="bench")
                 latencies.append((time.perf_counter() - t0) * 1000)
+            arn = client.describe_project(ProjectName="bench")["ProjectDescription"]["ProjectArn"]
+            writes = []
+            for i in range(args.requests):
+                t0 = time.perf_counter()
+                client.tag_resource(ResourceArn=arn, Tags=[{"Key": f"k{i % 40}", "Value": str(i)}])
+                writes.append((time.perf_counter() - t0) * 1000)
             rss = {name: peak_rss_mb(proc.pid) for name, proc in stack.processes.items()}
 
     print(f"ready time (start of broker -> every service and the gateway ready), {len(ready_times)} starts:")
@@ -70,6 +78,9 @@ def main() -> None:
         f"p99 {percentile(latencies, 0.99):.2f} ms   mean {statistics.fmean(latencies):.2f} ms   "
         f"throughput (sequential) {1000 / statistics.fmean(latencies):.0f} req/s"
     )
+    print(f"TagResource via boto3 (a write to the dataset service's store), n={len(writes)}:")
+    print(f"  p50 {percentile(writes, 0.50):.2f} ms   p95 {percentile(writes, 0.95):.2f} ms   "
+          f"p99 {percentile(writes, 0.99):.2f} ms")
     print("peak RSS per process (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
 
 

@@ -59,9 +59,13 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(6, ge=1, description="Partitions for work topics (caps consumers).")
     topic_replication: int = Field(1, ge=1)
 
-    # MongoDB: motor against this URL when set, otherwise the embedded in-memory store.
+    # MongoDB: motor against this URL when set, otherwise the embedded store (embedded_store.py).
     mongo_url: SecretStr | None = None
     mongo_database: str = "loupe"
+    embedded_store_durable: bool = Field(
+        True, description="Without LOUPE_MONGO_URL: keep each service's collections in "
+        "<data_dir>/state/<service>.sqlite3 (survives crashes and restarts); false = memory only.",
+    )
 
     # Storage
     data_dir: Path = Path(".loupe-data")

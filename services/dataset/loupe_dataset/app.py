@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
         state = DatasetState(
             settings=settings,
-            db=connect(settings),
+            db=connect(settings, owner="dataset"),
             blobs=open_blob_store(settings),
             sources=SourceReader(settings),
         )

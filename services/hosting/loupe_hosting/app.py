@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
         await ensure_topics(settings, extra=[(replies, 1)])
-        state = HostingState(settings=settings, db=connect(settings), training=training)
+        state = HostingState(settings=settings, db=connect(settings, owner="hosting"), training=training)
         context.set_global("state", state)
 
         async def publish(table: m.AssignmentTable) -> None:

@@ -156,7 +156,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
         await ensure_topics(settings, extra=[(replies, 1)])
-        db = connect(settings)
+        db = connect(settings, owner="human_loop")
         await ensure_indexes(db)
         state = HumanLoopState(settings=settings, db=db, blobs=open_blob_store(settings),
                                buckets=open_buckets(settings), rpc=rpc, publish_event=publish_event,
