@@ -13,6 +13,7 @@ from rich.table import Table
 from loupe_common.settings import Settings
 
 from .stack import Stack
+from .supervise import Supervisor
 
 
 def run() -> int:
@@ -51,25 +52,22 @@ def run() -> int:
         f"AWS_SECRET_ACCESS_KEY={settings.secret_access_key.get_secret_value()}"
     )
     console.print(
-        "MongoDB: " + ("embedded in-memory store (state is lost when a service stops)"
-                       if settings.embedded_store else "LOUPE_MONGO_URL")
+        "MongoDB: " + ("LOUPE_MONGO_URL" if not settings.embedded_store else
+                       f"embedded store kept in {stack.data_dir / 'state'}" if settings.embedded_store_durable
+                       else "embedded in-memory store (state is lost when a service stops)"))
     )
     console.print(f"Logs: {stack.logs_dir}   Data: {stack.data_dir}   Stop: Ctrl-C")
 
-    code = 0
+    supervisor = Supervisor(stack, say=lambda text: console.log(text))
     try:
         while not stopping:
-            for name, proc in stack.processes.items():
-                if proc.poll() is not None:
-                    console.print(f"[red]{name} exited with code {proc.returncode}; stopping everything[/red]")
-                    stopping, code = True, 1
-                    break
+            supervisor.check()
             time.sleep(0.5)
     finally:
         with console.status("Stopping…"):
             stack.stop()
         console.print("Stopped.")
-    return code
+    return 0
 
 
 def main() -> None:

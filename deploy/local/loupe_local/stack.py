@@ -197,6 +197,15 @@ class Stack:
             self.stop()
             raise
 
+    def restart(self, name: str) -> None:
+        """Start a process that died again, on the same ports. A restarted local broker has lost
+        every topic (its storage is memory): the catalogue is created again before anyone asks."""
+        if name == "kafka":
+            self.start_broker()
+            self.create_topics()
+        else:
+            self.start_service(name)
+
     def stop(self) -> None:
         services = [p for n, p in self.processes.items() if n != "kafka"]
         stop(services)

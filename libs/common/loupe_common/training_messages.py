@@ -100,9 +100,26 @@ class SetHostingStatus(Command):
     max_inference_units: int | None = None
 
 
+class ListHostingVersions(Command):
+    """From the hosting service: every model version whose status says it is (being) hosted or
+    stopped, so hosting can rebuild a deployment its own store lacks (e.g. it died between
+    SetHostingStatus and writing the deployment)."""
+
+    operation: Literal["ListHostingVersions"] = "ListHostingVersions"
+
+
+class HostingVersion(BaseModel):
+    project_name: str
+    model_version: str
+    status: Literal["STARTING_HOSTING", "HOSTED", "STOPPING_HOSTING"]
+    min_inference_units: int | None = None
+    max_inference_units: int | None = None
+    artifacts: dict[str, str] = Field(default_factory=dict)
+
+
 TrainingCommand = Annotated[
     CreateModel | DescribeModel | ListModels | DeleteModel | GetModelArtifacts | TagModel | UntagModel
-    | ListModelTags | SetHostingStatus,
+    | ListModelTags | SetHostingStatus | ListHostingVersions,
     Field(discriminator="operation"),
 ]
 

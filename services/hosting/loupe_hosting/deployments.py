@@ -45,6 +45,18 @@ async def _version(state: HostingState, cmd: StartModel | StopModel | ResolveDep
     return described["ModelDescription"]["ModelVersion"]
 
 
+def deployment(project: str, version: str, status: str, units: tuple[int, int | None], artifacts: dict[str, str],
+               message: str) -> dict:
+    """A deployment document: what hosting runs for one model version, and where its requests go."""
+    return {
+        "_id": model_key(project, version), "project_name": project, "model_version": version, "status": status,
+        "min_units": units[0], "max_units": units[1], "units": units[0],
+        "topic": model_request_topic(project, version),
+        "artifacts": {name: artifacts[name] for name in ("model.onnx", "model.json")},
+        "status_message": message,
+    }
+
+
 def wanted_units(doc: dict) -> int:
     """Units the deployment runs now: the autoscaler's choice, else MinInferenceUnits."""
     return doc.get("units") or doc["min_units"]
@@ -81,14 +93,9 @@ async def start_model(state: HostingState, cmd: StartModel) -> Reply:
         message = f"Starting on {units_text(units[0])}"
         moved = await set_status(state, cmd, cmd.project_name, version, STARTING, [TRAINED, HOSTING_FAILED],
                                  message, units, hint="; only a TRAINED model version can be started")
-        topic = model_request_topic(cmd.project_name, version)
-        await ensure_topics(state.settings, [(topic, state.settings.topic_partitions)])
-        await state.deployments.replace_one({"_id": key}, {
-            "_id": key, "project_name": cmd.project_name, "model_version": version, "status": STARTING,
-            "min_units": units[0], "max_units": units[1], "units": units[0], "topic": topic,
-            "artifacts": {name: moved["artifacts"][name] for name in ("model.onnx", "model.json")},
-            "status_message": message,
-        }, upsert=True)
+        doc = deployment(cmd.project_name, version, STARTING, units, moved["artifacts"], message)
+        await ensure_topics(state.settings, [(doc["topic"], state.settings.topic_partitions)])
+        await state.deployments.replace_one({"_id": key}, doc, upsert=True)
         return Reply.success({"Status": STARTING}, status=202)
 
     params = cmd.model_dump(mode="json", exclude={"request_id", "client_token", "operation"})

@@ -1,7 +1,12 @@
 """The control loop: every heartbeat interval, expire silent workers, place units on live workers,
 publish the assignment table, and move statuses (STARTING_HOSTING -> HOSTED when the units answer,
 HOSTING_FAILED when a worker cannot load the model, STOPPING_HOSTING -> TRAINED when no worker
-holds it any more)."""
+holds it any more).
+
+After a restart the loop first listens to heartbeats for a few intervals (a table sent before it
+knows the live workers would tell them to drop their units), and it regularly squares its
+deployments with the statuses the training service keeps, so a crash between the two writes of a
+StartModel or StopModel never leaves a version in a hosting status for good."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from loupe_common import training_messages as tm
 from loupe_common.errors import LoupeError
 from loupe_common.hosting_messages import (
     HOSTED,
@@ -21,15 +27,17 @@ from loupe_common.hosting_messages import (
     AssignmentTable,
     HostedModel,
 )
-from loupe_common.kafka import delete_topic
+from loupe_common.kafka import delete_topic, ensure_topics
 from loupe_common.messages import Command
+from loupe_common.topics import TRAINING_COMMANDS, model_key, model_request_topic
 
 from .autoscale import Autoscaler
-from .deployments import set_status, units_text, wanted_units
+from .deployments import deployment, set_status, units_text, wanted_units
 from .scheduler import assign
 from .store import HostingState
 
 log = logging.getLogger("loupe.hosting")
+SQUARE_EVERY_SECONDS = 30.0
 
 
 class Reconciler:
@@ -40,6 +48,9 @@ class Reconciler:
         self.wake = asyncio.Event()
         self.autoscaler = Autoscaler(up_cooldown=state.settings.autoscale_up_cooldown_seconds,
                                      down_after=state.settings.autoscale_down_after_seconds)
+        self.listen_until = time.monotonic() + 2.5 * state.settings.heartbeat_seconds
+        self.squared_at = -SQUARE_EVERY_SECONDS
+        self.set_aside: dict[str, str] = {}  # deployment -> the error last logged for it
 
     async def run(self) -> None:
         while True:
@@ -57,13 +68,59 @@ class Reconciler:
         fleet = self.state.fleet
         for worker_id in fleet.expire(self.state.settings.worker_timeout_seconds):
             log.warning("inference worker %s stopped sending heartbeats; its units move to live workers", worker_id)
+        if time.monotonic() < self.listen_until:
+            return
+        if time.monotonic() - self.squared_at >= SQUARE_EVERY_SECONDS:
+            await self.square_with_training()
+            self.squared_at = time.monotonic()
         await self.autoscale()
         deployments = await self.publish_table()
         for key, doc in deployments.items():
             try:
                 await self._advance(key, doc)
+                self.set_aside.pop(key, None)
             except LoupeError as err:  # e.g. the version changed status meanwhile; next step retries
                 log.info("status move for %s deferred: %s", key, err.error.message)
+            except Exception as exc:  # noqa: BLE001 - one bad deployment must not stop the others
+                text = f"{exc.__class__.__name__}: {exc}"
+                if self.set_aside.get(key) != text:  # logged once, not every second
+                    log.exception("deployment %s set aside: %s", key, text)
+                    self.set_aside[key] = text
+
+    async def square_with_training(self) -> None:
+        """Make the deployments agree with the hosting statuses training keeps: a version training
+        calls hosted (or stopping) gets the deployment it lacks; a deployment whose version training
+        no longer calls hosted is stopped. Deployments are read before training is asked, so a
+        StartModel running meanwhile is never taken for an orphan."""
+        ours = {d["_id"]: d async for d in self.state.deployments.find({})}
+        reply = await self.state.training.request(
+            TRAINING_COMMANDS, tm.ListHostingVersions(request_id=f"hosting-square-{self.generation}"), key=None)
+        theirs = {model_key(v.project_name, v.model_version): v
+                  for v in map(tm.HostingVersion.model_validate, reply.unwrap()["versions"])}
+        for key, version in theirs.items():
+            if key in ours:
+                if version.status == STOPPING and ours[key]["status"] in (STARTING, HOSTED):
+                    await self.state.deployments.update_one({"_id": key, "status": ours[key]["status"]},
+                                                            {"$set": {"status": STOPPING}})
+                continue
+            if not {"model.onnx", "model.json"} <= set(version.artifacts):
+                continue
+            units = (version.min_inference_units or 1, version.max_inference_units)
+            doc = deployment(version.project_name, version.model_version, version.status, units,
+                             version.artifacts, "Hosting resumed from the model's recorded status")
+            if version.status != STOPPING:
+                await ensure_topics(self.state.settings, [(doc["topic"], self.state.settings.topic_partitions)])
+            await self.state.deployments.update_one({"_id": key}, {"$setOnInsert": doc}, upsert=True)
+            log.warning("%s is %s but had no deployment; rebuilt it", key, version.status)
+        for key, doc in ours.items():
+            if key in theirs:
+                continue
+            if doc["status"] == STOPPING:  # stopped, but the deployment outlived it
+                await self.state.deployments.delete_one({"_id": key, "status": STOPPING})
+            elif doc["status"] in (STARTING, HOSTED):
+                await self.state.deployments.update_one({"_id": key, "status": doc["status"]},
+                                                        {"$set": {"status": STOPPING}})
+            log.warning("%s had a %s deployment that its model's status does not show; removing it", key, doc["status"])
 
     async def autoscale(self) -> None:
         """Move each hosted model's unit count within [MinInferenceUnits, MaxInferenceUnits]."""
@@ -133,10 +190,11 @@ class Reconciler:
         """No unit reads the version's request topic any more: delete it, or every model ever hosted
         would leave one behind. Before TRAINED, so a new StartModel cannot race the deletion (it
         creates the topic again). A failure only leaves the topic behind."""
+        topic = doc.get("topic") or model_request_topic(doc["project_name"], doc["model_version"])
         try:
-            await delete_topic(self.state.settings, doc["topic"])
+            await delete_topic(self.state.settings, topic)
         except Exception as exc:  # noqa: BLE001 - the broker unreachable: the topic stays, harmlessly
-            log.warning("could not delete %s (%s); it stays", doc["topic"], exc.__class__.__name__)
+            log.warning("could not delete %s (%s); it stays", topic, exc.__class__.__name__)
 
     async def _note(self, doc: dict, message: str) -> None:
         """Keep DescribeModel's StatusMessage true to what is serving, without changing the status."""

@@ -72,6 +72,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 return await tags.untag_model(state, cmd)
             case m.ListModelTags():
                 return await tags.list_model_tags(state, cmd)
+            case m.ListHostingVersions():
+                return await models.list_hosting_versions(state, cmd)
             case m.SetHostingStatus():
                 return await models.set_hosting_status(state, cmd)
 
@@ -90,7 +92,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
         await ensure_topics(settings, extra=[(replies, 1)])
-        db = connect(settings)
+        db = connect(settings, owner="training")
         state = TrainingState(settings=settings, db=db, blobs=open_blob_store(settings),
                               buckets=open_buckets(settings), datasets=dataset_client)
         await ensure_indexes(state)

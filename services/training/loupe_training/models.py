@@ -22,6 +22,8 @@ from loupe_common.training_messages import (
     DescribeModel,
     GetModelArtifacts,
     ListModels,
+    HostingVersion,
+    ListHostingVersions,
     SetHostingStatus,
     TrainingJob,
 )
@@ -218,3 +220,12 @@ async def set_hosting_status(state: TrainingState, cmd: SetHostingStatus) -> Rep
         raise conflict(ResourceType.MODEL, doc["_id"], f"Model version {doc['version']} changed status; try again")
     return Reply.success({"ModelVersion": str(updated["version"]), "Status": updated["status"],
                           "previous_status": doc["status"], "artifacts": updated.get("artifacts", {})})
+
+
+async def list_hosting_versions(state: TrainingState, cmd: ListHostingVersions) -> Reply:  # noqa: ARG001
+    docs = state.models.find({"status": {"$in": ["STARTING_HOSTING", "HOSTED", "STOPPING_HOSTING"]}})
+    versions = [HostingVersion(project_name=d["project_name"], model_version=str(d["version"]), status=d["status"],
+                               min_inference_units=d.get("MinInferenceUnits"),
+                               max_inference_units=d.get("MaxInferenceUnits"), artifacts=d.get("artifacts", {}))
+                async for d in docs]
+    return Reply.success({"versions": [v.model_dump() for v in versions]})
