@@ -15,12 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
-from helpers import make_client, pattern_png, train_and_host, wait_status
+from helpers import IngestStream as Stream
+from helpers import ingest_headers, make_client, pattern_png, train_and_host, wait_status
 
-INGEST, RESULTS = "loupe.ingest", "loupe.ingest.results"
 PROJECT = "ingest-model"
 
 
@@ -33,58 +31,7 @@ def hosted(lookout, stack):
 
 
 def headers_for(image_id: str, version: str = "1", content_type: str = "image/png") -> list[tuple[str, bytes]]:
-    return [("loupe-project", PROJECT.encode()), ("loupe-model-version", version.encode()),
-            ("content-type", content_type.encode()), ("loupe-image-id", image_id.encode())]
-
-
-class Stream:
-    """Produces ingest records and collects every result for them, keyed by source position."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.sent: dict[tuple[int, int], str] = {}
-        self.results: dict[tuple[int, int], list[dict]] = {}
-
-    async def __aenter__(self) -> Stream:
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, max_request_size=8 * 1024 * 1024)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                         fetch_max_wait_ms=20)
-        await self.producer.start()
-        await self.consumer.start()
-        partitions = [TopicPartition(RESULTS, p) for p in self.consumer.partitions_for_topic(RESULTS) or
-                      (await self._partitions())]
-        self.consumer.assign(partitions)
-        for tp, end in (await self.consumer.end_offsets(partitions)).items():
-            self.consumer.seek(tp, end)
-        return self
-
-    async def _partitions(self) -> set[int]:
-        await self.consumer._client.force_metadata_update()  # noqa: SLF001 - first use of the topic
-        return self.consumer.partitions_for_topic(RESULTS) or set()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.producer.stop()
-        await self.consumer.stop()
-
-    async def send(self, image_id: str, value: bytes, headers: list[tuple[str, bytes]] | None) -> None:
-        meta = await self.producer.send_and_wait(INGEST, value, headers=headers)
-        self.sent[(meta.partition, meta.offset)] = image_id
-
-    async def collect(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not set(self.sent) <= set(self.results):
-            batches = await self.consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    body = json.loads(record.value)
-                    source = body["source"]
-                    if source["topic"] == INGEST:
-                        self.results.setdefault((source["partition"], source["offset"]), []).append(body)
-
-    def outcome(self, image_id: str) -> dict:
-        [position] = [p for p, i in self.sent.items() if i == image_id]
-        [result] = self.results[position]
-        return result
+    return ingest_headers(PROJECT, image_id, version, content_type)
 
 
 def test_every_image_gets_exactly_one_result(stack, hosted):

@@ -3,6 +3,7 @@ resets once the process has run for a minute, and a failed restart is tried agai
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,24 @@ def test_dead_processes_come_back_with_backoff(tmp_path):
         for proc in table.processes.values():
             proc.kill()
             proc.wait()
+
+
+def test_a_child_started_from_a_passing_thread_outlives_it(tmp_path):
+    """Linux's parent-death signal follows the forking thread; children must live as long as the
+    process that started them, whichever thread asked (asyncio.to_thread, an executor)."""
+    import threading
+    import time
+
+    from loupe_local.processes import spawn
+
+    started: list[subprocess.Popen] = []
+    thread = threading.Thread(target=lambda: started.append(spawn(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env=dict(os.environ), log_file=tmp_path / "c.log")))
+    thread.start()
+    thread.join()
+    time.sleep(0.5)
+    try:
+        assert started[0].poll() is None
+    finally:
+        started[0].kill()
+        started[0].wait()

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -18,16 +19,24 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+# Linux sends the parent-death signal when the *thread* that forked the child ends, not the
+# process: a child started from a short-lived thread (asyncio.to_thread, an executor shut down
+# by asyncio.run) would be killed when that thread goes. Every child is forked from this one
+# thread instead, which lives as long as the process.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loupe-spawner")
+
+
 def spawn(args: list[str], *, env: dict[str, str], log_file: Path) -> subprocess.Popen:
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    out = log_file.open("ab")
-    try:
-        return subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
-        )
-    finally:
-        out.close()
+
+    def start() -> subprocess.Popen:
+        with log_file.open("ab") as out:
+            return subprocess.Popen(
+                args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+            )
+
+    return _SPAWNER.submit(start).result()
 
 
 def stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:

@@ -120,6 +120,10 @@ class IngestConsumer:
             await reader.stop()
 
     async def _run(self) -> None:
+        # Until the first assignment table arrives this worker cannot tell a hosted model from
+        # one that is not: images wait in the topic rather than get a false "not hosted".
+        while self._table() is None:
+            await asyncio.sleep(0.05)
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
             for tp, records in batches.items():
