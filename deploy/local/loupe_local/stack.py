@@ -123,6 +123,7 @@ class Stack:
         env = self.env()
         if name != "gateway":
             env["LOUPE_HEALTH_PORT"] = str(self.health_ports[name])
+            env["LOUPE_MEMBER_NAME"] = name  # a restart takes its group partitions back at once
         if name.startswith("inference") and "LOUPE_INFERENCE_THREADS" not in env:
             # Workers share the machine's cores rather than each claiming all of them.
             env["LOUPE_INFERENCE_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, self.inference_workers)))

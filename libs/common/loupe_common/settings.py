@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     tagging_timeout_seconds: float = Field(30.0, gt=0)
 
     instance_id: str = Field(default_factory=_default_instance_id, pattern=r"^[a-z0-9-]{1,80}$")
+    member_name: str | None = Field(
+        None, pattern=r"^[a-z0-9_-]{1,60}$",
+        description="A name this process keeps across restarts (make run: the process name; Kubernetes: a "
+        "StatefulSet pod's name). Its service consumer groups then use static membership: a restarted "
+        "process takes its partitions back without waiting for its dead predecessor's session to expire. "
+        "Unset for replicas whose names change (Deployments).",
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -77,8 +77,11 @@ class IngestConsumer:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._consumer.subscribe([INGEST], listener=self._listener)
+        # Started before it subscribes, the consumer joins its group in the background: the worker
+        # goes on to follow the assignment table (and serve detection) meanwhile, which matters
+        # after a crash, when the join waits for the dead predecessor's session to expire.
         await self._consumer.start()
+        self._consumer.subscribe([INGEST], listener=self._listener)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:

@@ -87,8 +87,10 @@ class RequestUnit:
             max_partition_fetch_bytes=self._settings.kafka_max_message_bytes + 65536,
             fetch_max_bytes=self._settings.kafka_max_message_bytes * 2,
         )
-        self._consumer.subscribe([self._topic], listener=self._joined)
         await self._consumer.start()
+        # Subscribed after it started, the unit joins in the background (`serving` says when it
+        # has): a worker's units, and its other work, do not wait for each other's joins.
+        self._consumer.subscribe([self._topic], listener=self._joined)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:

@@ -111,4 +111,4 @@ class Worker:
                 log.warning("unit for %s did not start: %s", key, exc)
                 continue
             self.units[key] = unit
-            log.info("serving %s as an inference unit", key)
+            log.info("unit for %s started; it serves once it has joined the group", key)
