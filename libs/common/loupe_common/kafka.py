@@ -25,7 +25,29 @@ from .settings import Settings
 from .topics import CATALOGUE
 
 log = logging.getLogger("loupe.kafka")
+TOPIC_CHECK_SECONDS = 2.0
 
+
+def _refuse_topic_auto_creation() -> None:
+    """aiokafka 0.14 asks the broker to create every topic it looks up (MetadataRequest v4+ with
+    allow_auto_topic_creation=True, with no setting to turn it off), so after a broker restart the
+    first producer to send re-created a topic with the broker's default partition count (4 on
+    Tansu) instead of the catalogue's. Every lookup of this process asks for no creation; topics
+    come from ensure_topics and the topic keeper only."""
+    from aiokafka.protocol import metadata
+
+    init = metadata.MetadataRequest.__init__
+    if getattr(init, "loupe_patched", False):
+        return
+
+    def no_creation(self: Any, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None) -> None:
+        init(self, topics, False if allow_auto_topic_creation is None else allow_auto_topic_creation)
+
+    no_creation.loupe_patched = True  # type: ignore[attr-defined]
+    metadata.MetadataRequest.__init__ = no_creation  # type: ignore[method-assign]
+
+
+_refuse_topic_auto_creation()
 
 
 class ServiceBroker(KafkaBroker):
@@ -87,6 +109,7 @@ class GroupJoin(ConsumerRebalanceListener):
 
 
 _GROUP_JOINS: list[GroupJoin] = []
+_REPLY_TOPICS: list[str] = []  # this process's reply topics (RequestClient), kept by topic_keeper
 
 
 def register_group_join() -> GroupJoin:
@@ -151,6 +174,31 @@ async def ensure_topics(
         await admin.close()
 
 
+_KEPT: list[Callable[[], Awaitable[list[tuple[str, int]]]]] = []
+
+
+def keep_topics(source: Callable[[], Awaitable[list[tuple[str, int]]]]) -> None:
+    """Add topics the keeper of this process must keep (e.g. hosting: the hosted models' topics)."""
+    _KEPT.append(source)
+
+
+async def topic_keeper(settings: Settings) -> None:
+    """A background loop of every process: the catalogue, this process's reply topics and what
+    keep_topics added exist, with their partition counts. The local broker keeps topics in memory:
+    after it restarts, Loupe itself creates them again within TOPIC_CHECK_SECONDS."""
+    while True:
+        try:
+            extra = [(topic, 1) for topic in _REPLY_TOPICS]
+            for source in _KEPT:
+                extra += await source()
+            created = await ensure_topics(settings, extra=extra)
+            if created:
+                log.warning("topics were missing (did the broker restart?); created %s", ", ".join(sorted(created)))
+        except Exception as exc:  # noqa: BLE001 - the broker is down: try again at the next round
+            log.debug("topic check failed: %s", exc.__class__.__name__)
+        await asyncio.sleep(TOPIC_CHECK_SECONDS)
+
+
 async def delete_topic(settings: Settings, name: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="loupe-admin")
     await admin.start()
@@ -172,8 +220,10 @@ class RequestClient:
     def __init__(self, broker: KafkaBroker, settings: Settings, reply_topic: str,
                  fetch_max_wait_ms: int | None = None) -> None:
         self._broker = broker
+        self._settings = settings
         self._reply_topic = reply_topic
         self._timeout = settings.request_timeout_seconds
+        _REPLY_TOPICS.append(reply_topic)
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         broker.subscriber(
             reply_topic, auto_offset_reset="earliest",
@@ -185,8 +235,19 @@ class RequestClient:
         if future is not None and not future.done():
             future.set_result(Reply.model_validate(body))
 
-    async def broker_ready(self) -> bool:
-        return await consumers_ready(self._broker)
+    async def readiness(self) -> str | None:
+        return await readiness(self._broker)
+
+    async def open(self) -> None:
+        """Create the reply topic, empty: a process with a stable name (member_name) takes over
+        the topic of its dead predecessor, whose unread replies are of no use to anyone."""
+        if self._settings.member_name:
+            await delete_topic(self._settings, self._reply_topic)
+        await ensure_topics(self._settings, extra=[(self._reply_topic, 1)])
+
+    async def close(self) -> None:
+        _REPLY_TOPICS.remove(self._reply_topic)
+        await delete_topic(self._settings, self._reply_topic)
 
     async def request(
         self, topic: str, command: BaseModel | bytes, *, key: str | None, timeout: float | None = None,
@@ -197,14 +258,21 @@ class RequestClient:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
-            await publish_with_retry(lambda: self._broker.publish(
-                command,
-                topic,
-                key=key.encode() if key is not None else None,
-                reply_to=self._reply_topic,
-                correlation_id=correlation_id,
-                headers=headers,
-            ))
+            try:
+                # Sending never takes longer than the request timeout: with the broker down, the
+                # producer would otherwise wait for metadata as long as aiokafka lets it.
+                await asyncio.wait_for(publish_with_retry(lambda: self._broker.publish(
+                    command,
+                    topic,
+                    key=key.encode() if key is not None else None,
+                    reply_to=self._reply_topic,
+                    correlation_id=correlation_id,
+                    headers=headers,
+                )), min(timeout or self._timeout, self._timeout))
+            except TimeoutError:
+                log.warning("could not publish to %s within %.1fs: the broker is unreachable", topic, self._timeout)
+                raise LoupeError(ErrorCode.INTERNAL, "The message broker is unreachable; nothing was done. "
+                                 "Retry later.") from None
             return await asyncio.wait_for(future, timeout or self._timeout)
         except KafkaError as exc:  # e.g. a record over the broker's size limit: fail this request only
             log.warning("publishing to %s failed: %s", topic, exc)
@@ -220,10 +288,16 @@ class RequestClient:
             self._pending.pop(correlation_id, None)
 
 
-async def consumers_ready(broker: KafkaBroker) -> bool:
-    """The broker answers and every group consumer of this process has joined its group, so a
-    command published now is handled now (not after the next group join)."""
-    return all(join.joined for join in _GROUP_JOINS) and await broker.ping(timeout=3.0)
+async def readiness(broker: KafkaBroker) -> str | None:
+    """None when ready: the broker answers and every group consumer of this process has joined
+    its group, so a command published now is handled now (not after the next group join).
+    Otherwise what is missing, in words."""
+    if not await broker.ping(timeout=3.0):
+        return "not ready: broker"
+    if not all(join.joined for join in _GROUP_JOINS):
+        return "not ready: joining consumer groups"
+    return None
+
 
 
 async def cancel_all(tasks: list[asyncio.Task]) -> None:
@@ -243,24 +317,26 @@ async def _alive(scope: Any) -> AsgiResponse:  # noqa: ARG001
     return _json(200, "ok")
 
 
-def service_app(broker: KafkaBroker, *, background: Sequence[Callable[[], Awaitable[None]]] = (),
-                **kwargs: Any) -> AsgiFastStream:
-    """A message-only service as an ASGI app: /health (alive) and /ready (consuming).
-    `background`: the service's own loops (control loops, sweepers, heartbeats), started once the
-    broker is connected and cancelled first at shutdown."""
+def service_app(broker: KafkaBroker, settings: Settings, *,
+                background: Sequence[Callable[[], Awaitable[None]]] = (), **kwargs: Any) -> AsgiFastStream:
+    """A message-only service as an ASGI app: /health (alive) and /ready (consuming, or what is
+    missing). `background`: the service's own loops (control loops, sweepers, heartbeats), started
+    once the broker is connected, beside the topic keeper, and cancelled first at shutdown."""
 
     @get
     async def ready(scope: Any) -> AsgiResponse:  # noqa: ARG001
-        return _json(200, "ok") if await consumers_ready(broker) else _json(503, "starting")
+        missing = await readiness(broker)
+        return _json(200, "ok") if missing is None else _json(503, missing)
 
     app = AsgiFastStream(broker, asgi_routes=[("/health", _alive), ("/ready", ready)], **kwargs)
     tasks: list[asyncio.Task] = []
-    if background:
-        @app.after_startup
-        async def start_background() -> None:
-            tasks.extend(asyncio.create_task(run()) for run in background)
 
-        @app.on_shutdown
-        async def stop_background() -> None:
-            await cancel_all(tasks)
+    @app.after_startup
+    async def start_background() -> None:
+        tasks.append(asyncio.create_task(topic_keeper(settings)))
+        tasks.extend(asyncio.create_task(run()) for run in background)
+
+    @app.on_shutdown
+    async def stop_background() -> None:
+        await cancel_all(tasks)
     return app

@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         return min(self.max_inference_units or self.topic_partitions, self.topic_partitions)
 
     @property
+    def process_name(self) -> str:
+        """This process among its kind: its stable member name, else its unique instance id."""
+        return self.member_name or self.instance_id
+
+    @property
     def embedded_store(self) -> bool:
         return self.mongo_url is None
 

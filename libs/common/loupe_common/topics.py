@@ -134,9 +134,10 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 # topic_partitions partitions) and one consumer group whose members are its inference units.
 
 
-def reply_topic(instance_id: str) -> str:
-    """Each gateway instance reads replies from a topic of its own."""
-    return f"{REPLY_PREFIX}{instance_id}"
+def reply_topic(role: str, process_name: str) -> str:
+    """Each process that sends requests (gateway, hosting, training, human loop) reads replies from
+    a topic of its own; a process with a stable name keeps it across restarts."""
+    return f"{REPLY_PREFIX}{role}-{process_name}"
 
 
 def model_key(project_name: str, model_version: str | int) -> str:

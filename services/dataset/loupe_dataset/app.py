@@ -8,6 +8,8 @@ Handlers:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -19,7 +21,9 @@ from loupe_common import dataset_messages as m
 from loupe_common.blobs import open_blob_store
 from loupe_common.db import connect
 from loupe_common.kafka import ensure_topics, make_broker, publish_with_retry, service_app, service_subscriber_options
+from loupe_common.lookout import BUSY_DATASET_STATUSES
 from loupe_common.messages import Reply, answer
+from loupe_common.requeue import SWEEP_SECONDS, RunningJobs, requeue_stale
 from loupe_common.settings import Settings
 from loupe_common.topics import DATASET_COMMANDS, DATASET_JOBS, MODEL_EVENTS
 
@@ -29,11 +33,14 @@ from .sources import SourceReader
 from .store import DatasetState, ensure_indexes
 
 State = Annotated[DatasetState, Context("state")]
+log = logging.getLogger("loupe.dataset")
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
     broker = make_broker(settings, client_id="dataset")
     to_jobs = broker.publisher(DATASET_JOBS)
+    running = RunningJobs()
+    states: list[DatasetState] = []
 
     async def enqueue(job: m.DatasetJob) -> None:
         await publish_with_retry(lambda: to_jobs.publish(job, key=job.project_name.encode()))
@@ -81,7 +88,21 @@ def create_app(settings: Settings) -> AsgiFastStream:
         no_reply=True,
     )
     async def on_job(job: m.DatasetJob, state: State) -> None:
-        await run_job(state, job)
+        with running.running(job.job_id):
+            await run_job(state, job)
+
+    async def requeue_lost_jobs() -> None:
+        """A busy dataset whose job message was lost gets it again (loupe_common.requeue)."""
+        def rebuild(doc: dict) -> m.DatasetJob | None:
+            return m.DatasetJob.model_validate(doc["job"]) if doc.get("job") else None
+
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                busy = {"status": {"$in": [s.value for s in BUSY_DATASET_STATUSES]}}
+                await requeue_stale(states[0].datasets, busy, rebuild, enqueue, running)
+            except Exception:  # noqa: BLE001 - the next sweep tries again
+                log.exception("requeue sweep failed")
 
     @broker.subscriber(MODEL_EVENTS, **service_subscriber_options(settings, "loupe-dataset-models"), no_reply=True)
     async def on_model_event(event: m.ModelVersionEvent, state: State) -> None:
@@ -103,7 +124,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
         )
         await ensure_indexes(state)
         await ensure_topics(settings)
+        states.append(state)
         context.set_global("state", state)
         yield
 
-    return service_app(broker, lifespan=lifespan)
+    return service_app(broker, settings, lifespan=lifespan, background=[requeue_lost_jobs])

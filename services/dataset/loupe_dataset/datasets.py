@@ -76,6 +76,8 @@ async def create_dataset(state: DatasetState, cmd: CreateDataset, enqueue: JobQu
             raise conflict(
                 ResourceType.DATASET, key, f"Project {cmd.project_name} already has a {cmd.dataset_type} dataset"
             )
+        job = DatasetJob(job_id=cmd.request_id, kind="import_manifest", project_name=cmd.project_name,
+                         dataset_type=cmd.dataset_type, manifest=manifest) if manifest else None
         if existing is None:
             # A command replayed after a crash finds its own dataset (same job id) and carries on.
             created = now()
@@ -89,18 +91,11 @@ async def create_dataset(state: DatasetState, cmd: CreateDataset, enqueue: JobQu
                 "job_id": cmd.request_id,
                 "status": DatasetStatus.CREATE_IN_PROGRESS if manifest else DatasetStatus.CREATE_COMPLETE,
                 "status_message": "Importing the manifest" if manifest else "Created an empty dataset",
+                **({"job": job.model_dump(mode="json")} if job else {}),
             }
             await state.datasets.insert_one(existing)
-        if manifest is not None and existing["status"] == DatasetStatus.CREATE_IN_PROGRESS:
-            await enqueue(
-                DatasetJob(
-                    job_id=cmd.request_id,
-                    kind="import_manifest",
-                    project_name=cmd.project_name,
-                    dataset_type=cmd.dataset_type,
-                    manifest=manifest,
-                )
-            )
+        if job is not None and existing["status"] == DatasetStatus.CREATE_IN_PROGRESS:
+            await enqueue(job)
         return Reply.success({"DatasetMetadata": dataset_metadata(existing).wire()}, status=202)
 
     params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type, "DatasetSource": source}
@@ -122,14 +117,16 @@ async def describe_dataset(state: DatasetState, cmd: DescribeDataset) -> Reply:
 
 
 async def _start_job(
-    state: DatasetState, doc: dict, *, job_id: str, status: DatasetStatus, message: str, allowed: set
+    state: DatasetState, doc: dict, *, job: DatasetJob, status: DatasetStatus, message: str, allowed: set
 ) -> None:
-    """Move an idle dataset to a busy status; ConflictException if another job holds it."""
-    if doc.get("job_id") == job_id and doc["status"] == status:
+    """Move an idle dataset to a busy status, keeping the job with it (requeued if its message is
+    lost: loupe_common.requeue); ConflictException if another job holds it."""
+    if doc.get("job_id") == job.job_id and doc["status"] == status:
         return  # replayed command
     result = await state.datasets.update_one(
         {"_id": doc["_id"], "status": {"$in": [s.value for s in allowed]}},
-        {"$set": {"status": status, "status_message": message, "job_id": job_id, "updated_at": now()}},
+        {"$set": {"status": status, "status_message": message, "job_id": job.job_id,
+                  "job": job.model_dump(mode="json"), "updated_at": now()}},
     )
     if result.modified_count != 1:
         raise conflict(
@@ -143,24 +140,16 @@ async def update_dataset_entries(
     state: DatasetState, cmd: UpdateDatasetEntries, enqueue: JobQueue
 ) -> Reply:
     async def work() -> Reply:
+        job = DatasetJob(job_id=cmd.request_id, kind="update_entries", project_name=cmd.project_name,
+                         dataset_type=cmd.dataset_type, changes_key=cmd.changes_key)
         try:
             doc = await get_dataset(state, cmd.project_name, cmd.dataset_type)
-            await _start_job(
-                state, doc, job_id=cmd.request_id, status=DatasetStatus.UPDATE_IN_PROGRESS,
-                message="Updating dataset entries", allowed=UPDATABLE,
-            )
+            await _start_job(state, doc, job=job, status=DatasetStatus.UPDATE_IN_PROGRESS,
+                             message="Updating dataset entries", allowed=UPDATABLE)
         except LoupeError:
             await state.blobs.delete(cmd.changes_key)  # refused: nothing will read the changes
             raise
-        await enqueue(
-            DatasetJob(
-                job_id=cmd.request_id,
-                kind="update_entries",
-                project_name=cmd.project_name,
-                dataset_type=cmd.dataset_type,
-                changes_key=cmd.changes_key,
-            )
-        )
+        await enqueue(job)
         return Reply.success({"Status": DatasetStatus.UPDATE_IN_PROGRESS.value}, status=202)
 
     params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type, "Changes": cmd.changes_sha256}
@@ -175,18 +164,11 @@ async def delete_dataset(state: DatasetState, cmd: DeleteDataset, enqueue: JobQu
     async def work() -> Reply:
         doc = await get_dataset(state, cmd.project_name, cmd.dataset_type)
         idle = {s for s in DatasetStatus if s not in BUSY_DATASET_STATUSES}
-        await _start_job(
-            state, doc, job_id=cmd.request_id, status=DatasetStatus.DELETE_IN_PROGRESS,
-            message="Deleting the dataset", allowed=idle,
-        )
-        await enqueue(
-            DatasetJob(
-                job_id=cmd.request_id,
-                kind="delete_dataset",
-                project_name=cmd.project_name,
-                dataset_type=cmd.dataset_type,
-            )
-        )
+        job = DatasetJob(job_id=cmd.request_id, kind="delete_dataset", project_name=cmd.project_name,
+                         dataset_type=cmd.dataset_type)
+        await _start_job(state, doc, job=job, status=DatasetStatus.DELETE_IN_PROGRESS,
+                         message="Deleting the dataset", allowed=idle)
+        await enqueue(job)
         return Reply.success({}, status=202)
 
     params = {"ProjectName": cmd.project_name, "DatasetType": cmd.dataset_type}

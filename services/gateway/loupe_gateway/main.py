@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 
 from loupe_common.blobs import open_blob_store
 from loupe_common.buckets import open_buckets
-from loupe_common.kafka import RequestClient, delete_topic, ensure_topics, make_broker
+from loupe_common.kafka import RequestClient, cancel_all, ensure_topics, make_broker, topic_keeper
 from loupe_common.settings import Settings
 from loupe_common.topics import HOSTING_ASSIGNMENTS, reply_topic
 
@@ -22,21 +23,24 @@ from .routing import RouteTable
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        replies = reply_topic(settings.instance_id)
-        await ensure_topics(settings, extra=[(replies, 1)])
+        await ensure_topics(settings)
         broker = make_broker(settings, client_id="gateway")
-        rpc = RequestClient(broker, settings, replies, fetch_max_wait_ms=settings.kafka_detect_fetch_max_wait_ms)
+        rpc = RequestClient(broker, settings, reply_topic("gateway", settings.process_name),
+                            fetch_max_wait_ms=settings.kafka_detect_fetch_max_wait_ms)
+        await rpc.open()
         routes = RouteTable()
         broker.subscriber(HOSTING_ASSIGNMENTS, auto_offset_reset="latest",
                           fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)(routes.update)
         await broker.start()
         app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings), routes=routes,
                                     buckets=open_buckets(settings))
+        keeper = asyncio.create_task(topic_keeper(settings))
         try:
             yield
         finally:
+            await cancel_all([keeper])
             await broker.stop()
-            await delete_topic(settings, replies)
+            await rpc.close()
 
     app = FastAPI(
         title="Loupe gateway",

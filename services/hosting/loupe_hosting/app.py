@@ -20,8 +20,8 @@ from loupe_common import hosting_messages as m
 from loupe_common.db import connect
 from loupe_common.kafka import (
     RequestClient,
-    delete_topic,
     ensure_topics,
+    keep_topics,
     make_broker,
     publish_with_retry,
     service_app,
@@ -40,7 +40,7 @@ State = Annotated[HostingState, Context("state")]
 
 def create_app(settings: Settings) -> AsgiFastStream:
     broker = make_broker(settings, client_id="hosting")
-    replies = reply_topic(f"hosting-{settings.instance_id}")
+    replies = reply_topic("hosting", settings.process_name)
     training = RequestClient(broker, settings, replies)
     to_assignments = broker.publisher(HOSTING_ASSIGNMENTS)
     reconciler: list[Reconciler] = []
@@ -71,7 +71,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
-        await ensure_topics(settings, extra=[(replies, 1)])
+        await ensure_topics(settings)
+        await training.open()
         state = HostingState(settings=settings, db=connect(settings, owner="hosting"), training=training)
         context.set_global("state", state)
 
@@ -79,9 +80,15 @@ def create_app(settings: Settings) -> AsgiFastStream:
             await publish_with_retry(lambda: to_assignments.publish(table))
 
         reconciler.append(Reconciler(state, publish))
+
+        async def hosted_topics() -> list[tuple[str, int]]:
+            return [(d["topic"], settings.topic_partitions)
+                    async for d in state.deployments.find({"status": {"$in": [m.STARTING, m.HOSTED]}})]
+
+        keep_topics(hosted_topics)  # after a broker restart, the hosted models' request topics come back too
         try:
             yield
         finally:
-            await delete_topic(settings, replies)
+            await training.close()
 
-    return service_app(broker, lifespan=lifespan, background=[lambda: reconciler[0].run()])
+    return service_app(broker, settings, lifespan=lifespan, background=[lambda: reconciler[0].run()])

@@ -29,7 +29,6 @@ from loupe_common.db import connect
 from loupe_common.errors import ailab_envelope, new_request_id
 from loupe_common.kafka import (
     RequestClient,
-    delete_topic,
     ensure_topics,
     make_broker,
     publish_with_retry,
@@ -107,7 +106,7 @@ async def dispatch(state: HumanLoopState, cmd: Any) -> Reply:
 
 def create_app(settings: Settings) -> AsgiFastStream:
     broker = make_broker(settings, client_id="human-loop")
-    replies = reply_topic(f"human-loop-{settings.instance_id}")
+    replies = reply_topic("human-loop", settings.process_name)
     rpc = RequestClient(broker, settings, replies)
     to_events = broker.publisher(HUMAN_LOOP_EVENTS)
     to_activations = broker.publisher(HUMAN_LOOP_ACTIVATIONS)
@@ -155,7 +154,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
-        await ensure_topics(settings, extra=[(replies, 1)])
+        await ensure_topics(settings)
+        await rpc.open()
         db = connect(settings, owner="human_loop")
         await ensure_indexes(db)
         state = HumanLoopState(settings=settings, db=db, blobs=open_blob_store(settings),
@@ -166,6 +166,6 @@ def create_app(settings: Settings) -> AsgiFastStream:
         try:
             yield
         finally:
-            await delete_topic(settings, replies)
+            await rpc.close()
 
-    return service_app(broker, lifespan=lifespan, background=[publish_activations, sweep])
+    return service_app(broker, settings, lifespan=lifespan, background=[publish_activations, sweep])

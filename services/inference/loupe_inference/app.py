@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         await workers[0].start()
         yield
 
-    app = service_app(broker, lifespan=lifespan, background=[beat])
+    app = service_app(broker, settings, lifespan=lifespan, background=[beat])
 
     @app.on_shutdown
     async def leave() -> None:  # after the heartbeat loop stopped (service_app's hook runs first)

@@ -9,6 +9,8 @@ Asks the dataset service (loupe.dataset.commands) for dataset summaries and entr
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -23,30 +25,34 @@ from loupe_common.db import connect
 from loupe_common.kafka import (
     RequestClient,
     publish_with_retry,
-    delete_topic,
     ensure_topics,
     make_broker,
     service_app,
     service_subscriber_options,
 )
 from loupe_common.messages import Reply, answer
+from loupe_common.requeue import SWEEP_SECONDS, RunningJobs, requeue_stale
 from loupe_common.settings import Settings
 from loupe_common.topics import MODEL_EVENTS, TRAINING_COMMANDS, TRAINING_JOBS, reply_topic
 
 from . import models, tags
+from .models import TRAINING
 from .jobs import run_training
 from .store import TrainingState, ensure_indexes
 
 State = Annotated[TrainingState, Context("state")]
+log = logging.getLogger("loupe.training")
 TRAINING_MAX_POLL_MS = 60 * 60 * 1000  # a run may take long; heartbeats continue meanwhile
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
     broker = make_broker(settings, client_id="training")
-    replies = reply_topic(f"training-{settings.instance_id}")
+    replies = reply_topic("training", settings.process_name)
     dataset_client = RequestClient(broker, settings, replies)
     to_jobs = broker.publisher(TRAINING_JOBS)
     to_events = broker.publisher(MODEL_EVENTS)
+    running = RunningJobs()
+    states: list[TrainingState] = []
 
     async def enqueue(job: m.TrainingJob) -> None:
         await publish_with_retry(lambda: to_jobs.publish(job, key=job.project_name.encode()))
@@ -87,19 +93,35 @@ def create_app(settings: Settings) -> AsgiFastStream:
         no_reply=True,
     )
     async def on_job(job: m.TrainingJob, state: State) -> None:
-        await run_training(state, job)
+        with running.running(job.job_id):
+            await run_training(state, job)
+
+    async def requeue_lost_jobs() -> None:
+        """A TRAINING version whose job message was lost (the local broker restarted, or this
+        service died before publishing it) gets its job again; see loupe_common.requeue."""
+        def rebuild(doc: dict) -> m.TrainingJob:
+            return m.TrainingJob(job_id=doc["job_id"], project_name=doc["project_name"], model_version=str(doc["version"]))
+
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await requeue_stale(states[0].models, {"status": TRAINING}, rebuild, enqueue, running)
+            except Exception:  # noqa: BLE001 - the next sweep tries again
+                log.exception("requeue sweep failed")
 
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
-        await ensure_topics(settings, extra=[(replies, 1)])
+        await ensure_topics(settings)
+        await dataset_client.open()
         db = connect(settings, owner="training")
         state = TrainingState(settings=settings, db=db, blobs=open_blob_store(settings),
                               buckets=open_buckets(settings), datasets=dataset_client)
         await ensure_indexes(state)
+        states.append(state)
         context.set_global("state", state)
         try:
             yield
         finally:
-            await delete_topic(settings, replies)
+            await dataset_client.close()
 
-    return service_app(broker, lifespan=lifespan)
+    return service_app(broker, settings, lifespan=lifespan, background=[requeue_lost_jobs])

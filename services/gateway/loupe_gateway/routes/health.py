@@ -1,4 +1,4 @@
-"""Open health routes: /health (the process is alive) and /ready (Kafka answers)."""
+"""Open health routes: /health (the process is alive) and /ready (Kafka answers; otherwise what is missing)."""
 
 from __future__ import annotations
 
@@ -17,5 +17,5 @@ async def health() -> dict:
 
 @router.get("/ready")
 async def ready(gw: GatewayDep) -> JSONResponse:
-    ok = await gw.rpc.broker_ready()
-    return JSONResponse({"status": "ok" if ok else "kafka unreachable"}, status_code=200 if ok else 503)
+    missing = await gw.rpc.readiness()
+    return JSONResponse({"status": missing or "ok"}, status_code=503 if missing else 200)
