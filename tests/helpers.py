@@ -55,7 +55,7 @@ def put_object(root: Path, bucket: str, key: str, data: bytes) -> str:
 
 
 def signed_request(endpoint_url: str, method: str, path: str, *, body: bytes = b"", headers: dict | None = None,
-                   service: str = "lookoutvision", secret: str = DEV_SECRET):
+                   service: str = "lookoutvision", secret: str = DEV_SECRET, timeout: float = 30.0):
     """A raw request signed with SigV4 exactly as botocore signs, for inputs the SDKs refuse to send."""
     import httpx
     from botocore.auth import SigV4Auth
@@ -64,7 +64,8 @@ def signed_request(endpoint_url: str, method: str, path: str, *, body: bytes = b
 
     request = AWSRequest(method=method, url=endpoint_url + path, data=body, headers=headers or {})
     SigV4Auth(Credentials(DEV_KEY, secret), service, REGION).add_auth(request)
-    return httpx.request(method, endpoint_url + path, content=body, headers=dict(request.headers.items()))
+    return httpx.request(method, endpoint_url + path, content=body, headers=dict(request.headers.items()),
+                         timeout=timeout)
 
 
 def wait_dataset(lookout, project: str, dataset_type: str = "train", timeout: float = 60) -> dict:

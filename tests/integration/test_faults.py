@@ -10,29 +10,28 @@ tests/benchmarks/bench_faults.py."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
+from botocore.exceptions import ClientError
 
+from fault_tools import (
+    PROJECT,
+    SERVICES,
+    TRANSITIONAL,
+    Load,
+    World,
+    build_world,
+    partition_counts,
+    readiness,
+    snapshot,
+    wait_until,
+)
 from helpers import IngestStream as Stream
-from helpers import ingest_headers, make_client, pattern_png, signed_request, train_and_host
+from helpers import ingest_headers, pattern_png, signed_request
 
-PROJECT = "faults"
-SERVICES = ["dataset", "training", "hosting", "human_loop", "inference", "gateway"]
-TRANSITIONAL = ("IN_PROGRESS", "TRAINING", "STARTING_HOSTING", "STOPPING_HOSTING")
 RECOVERY_SECONDS = 30.0
-
-
-def native(stack, method: str, path: str, body: dict | None = None) -> dict:
-    r = signed_request(stack.endpoint_url, method, path, body=json.dumps(body).encode() if body else b"",
-                       headers={"Content-Type": "application/json"} if body else {})
-    assert r.status_code == 200, r.text
-    return r.json()["data"]
 
 
 @pytest.fixture(scope="module")
@@ -48,107 +47,9 @@ def faulty(tmp_path_factory) -> Iterator:
         stack.stop()
 
 
-@dataclass
-class World:
-    lookout: object
-    a2i: object
-    flow: str
-    loop: str
-
-
 @pytest.fixture(scope="module")
 def world(faulty) -> World:
-    lookout = make_client("lookoutvision", faulty.endpoint_url)
-    a2i = make_client("sagemaker-a2i-runtime", faulty.endpoint_url)
-    train_and_host(lookout, faulty.data_dir / "s3", PROJECT, test_normal=4, test_anomalous=4)
-    flow = f"faults-{uuid.uuid4().hex[:6]}"
-    created = native(faulty, "POST", "/loupe/v1/flow-definitions", {
-        "FlowDefinitionName": flow, "HumanLoopConfig": {"TaskTitle": "T", "TaskDescription": "D", "TaskCount": 1}})
-    native(faulty, "POST", "/loupe/v1/reviewers", {"username": "fault-reviewer", "password": "review-pass-123"})
-    loop = f"{flow}-loop"
-    a2i.start_human_loop(HumanLoopName=loop, FlowDefinitionArn=created["FlowDefinitionArn"],
-                         HumanLoopInput={"InputContent": "{}"})
-    return World(lookout, a2i, flow, loop)
-
-
-def snapshot(stack, world: World) -> dict:
-    """What a user can see of the system's state."""
-    lookout = world.lookout
-    datasets = {kind: lookout.describe_dataset(ProjectName=PROJECT, DatasetType=kind)["DatasetDescription"]
-                for kind in ("train", "test")}
-    model = lookout.describe_model(ProjectName=PROJECT, ModelVersion="1")["ModelDescription"]
-    return {
-        "projects": sorted(p["ProjectName"] for p in lookout.list_projects()["Projects"]),
-        "datasets": {k: (d["Status"], d["ImageStats"]) for k, d in datasets.items()},
-        "model": (model["Status"], model.get("Performance"), model.get("MinInferenceUnits")),
-        "entries": len(lookout.list_dataset_entries(ProjectName=PROJECT, DatasetType="train")["DatasetEntries"]),
-        "flows": sorted(f["FlowDefinitionName"] for f in
-                        native(stack, "GET", "/loupe/v1/flow-definitions")["FlowDefinitions"]),
-        "reviewers": sorted(r["username"] for r in native(stack, "GET", "/loupe/v1/reviewers")["reviewers"]),
-        "loop": world.a2i.describe_human_loop(HumanLoopName=world.loop)["HumanLoopStatus"],
-    }
-
-
-@dataclass
-class Load:
-    """Each call in a loop of its own thread until stopped (a slow call does not hold up the
-    others): every outcome with when it started and how long it took."""
-
-    stack: object
-    calls: list[tuple[float, str, bool, float]] = field(default_factory=list)  # (at, call, ok, seconds)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __enter__(self) -> Load:
-        self._threads = [threading.Thread(target=self._run, args=(name,), daemon=True)
-                         for name in ("DescribeProject", "DescribeModel", "DetectAnomalies")]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-
-    def gap(self, call: str) -> float:
-        """The longest time between two successive successful answers to `call` (the outage a
-        caller saw)."""
-        done = sorted(at + took for at, name, ok, took in self.calls if name == call and ok)
-        return max((b - a for a, b in zip(done, done[1:])), default=float("nan"))
-
-    def _run(self, name: str) -> None:
-        lookout = make_client("lookoutvision", self.stack.endpoint_url)
-        image = pattern_png(9100)
-        call = {
-            "DescribeProject": lambda: lookout.describe_project(ProjectName=PROJECT),
-            "DescribeModel": lambda: lookout.describe_model(ProjectName=PROJECT, ModelVersion="1"),
-            "DetectAnomalies": lambda: lookout.detect_anomalies(ProjectName=PROJECT, ModelVersion="1",
-                                                                Body=image, ContentType="image/png"),
-        }[name]
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                call()
-                ok = True
-            except Exception:  # noqa: BLE001 - an outage's error is an outcome, recorded
-                ok = False
-            self.calls.append((started, name, ok, time.monotonic() - started))
-            time.sleep(0.05)
-
-
-def wait_until(check, timeout: float) -> float:
-    """Seconds until check() stops raising / returns truthy; fails after `timeout`."""
-    started = time.monotonic()
-    while True:
-        try:
-            if check():
-                return time.monotonic() - started
-        except Exception:  # noqa: BLE001 - not recovered yet
-            if time.monotonic() - started > timeout:
-                raise
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not recovered after {timeout:.0f} s")
-        time.sleep(0.2)
+    return build_world(faulty)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -199,3 +100,85 @@ def test_a_killed_service_comes_back_as_it_was(faulty, world, service):
     recovered_at = max(at for at, *_ in load.calls) - 1.0
     late = [c for c in load.calls if c[0] > recovered_at]
     assert late and all(ok for _, _, ok, _ in late), f"failing after recovery: {[c for c in late if not c[2]]}"
+
+
+def test_broker_down_is_an_error_and_back_is_business_as_usual(faulty, world):
+    """The local broker killed: every call answers within the request timeout (+1 s) with a
+    retryable error and every /ready says why. Started again (empty: its storage is memory): the
+    services create their topics again with the catalogue's partition counts, and within 30 s the
+    API, detection and the ingest topic work as before, with the state unchanged."""
+    from loupe_common.settings import Settings
+    from loupe_common.topics import CATALOGUE, model_request_topic
+
+    before = snapshot(faulty, world)
+    lookout = world.lookout
+    broker = faulty.processes["kafka"]
+    broker.kill()
+    broker.wait(10)
+    timeout = 8.0
+    calls = {
+        "ListProjects": lambda: lookout.list_projects(),
+        "DescribeModel": lambda: lookout.describe_model(ProjectName=PROJECT, ModelVersion="1"),
+        "DetectAnomalies": lambda: lookout.detect_anomalies(ProjectName=PROJECT, ModelVersion="1",
+                                                            Body=pattern_png(9300), ContentType="image/png"),
+        "DescribeHumanLoop": lambda: world.a2i.describe_human_loop(HumanLoopName=world.loop),
+    }
+    for name, call in calls.items():
+        started = time.monotonic()
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        took = time.monotonic() - started
+        response = excinfo.value.response
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 500, (name, response)
+        assert response["ResponseMetadata"]["HTTPHeaders"].get("retry-after"), name
+        assert took <= timeout + 1.0, f"{name} took {took:.1f} s with the broker down"
+        print(f"\nbroker down: {name} answered {response['Error']['Code']} in {took:.1f} s")
+    started = time.monotonic()
+    native_call = signed_request(faulty.endpoint_url, "GET", "/loupe/v1/flow-definitions")
+    assert time.monotonic() - started <= timeout + 1.0
+    assert native_call.status_code >= 500 and native_call.json()["error_code"] >= 500, native_call.text
+    wait_until(lambda: all(v == (503, "not ready: broker") for v in readiness(faulty).values()), 15)
+
+    faulty.start_broker()  # no topics: the services must create them
+    back = time.monotonic()
+    wait_until(lambda: all(code == 200 for code, _ in readiness(faulty).values()), 30)
+    ready_after = time.monotonic() - back
+    recovery = wait_until(lambda: snapshot(faulty, world) == before and lookout.detect_anomalies(
+        ProjectName=PROJECT, ModelVersion="1", Body=pattern_png(9301), ContentType="image/png"), 30)
+    print(f"broker back: every service ready after {ready_after:.1f} s, state and detection after "
+          f"{time.monotonic() - back:.1f} s")
+
+    settings = Settings(_env_file=None)
+    counts = asyncio.run(partition_counts(faulty.kafka_bootstrap))
+    for spec in CATALOGUE:
+        wanted = settings.topic_partitions if spec.partitioned else 1
+        assert counts.get(spec.name) == wanted, (spec.name, counts.get(spec.name), wanted)
+    assert counts[model_request_topic(PROJECT, "1")] == settings.topic_partitions, counts
+    assert all(n == 1 for t, n in counts.items() if t.startswith("loupe.replies.")), counts
+
+    async def ingest_again() -> Stream:
+        async with Stream(faulty.kafka_bootstrap) as stream:
+            for i in range(10):
+                await stream.send(f"after-broker-{i}", pattern_png(9400 + i), ingest_headers(PROJECT, f"after-broker-{i}"))
+            await stream.collect(timeout=60)
+            return stream
+
+    stream = asyncio.run(ingest_again())
+    assert set(stream.results) == set(stream.sent) and all(len(r) == 1 for r in stream.results.values())
+    assert all(r[0]["error_code"] == 0 for r in stream.results.values())
+    assert recovery < 30
+
+
+def test_make_run_stopped_and_started_again_keeps_everything(faulty, world):
+    """Ctrl-C and `make run` again (same data directory, same ports): projects, datasets, models,
+    the hosted model (its hosting intent), flows, reviewers and loops are all back, and the model
+    answers again, on a broker that starts empty."""
+    before = snapshot(faulty, world)
+    faulty.stop()
+    started = time.monotonic()
+    faulty.start()
+    ready = time.monotonic() - started
+    back = wait_until(lambda: snapshot(faulty, world) == before and world.lookout.detect_anomalies(
+        ProjectName=PROJECT, ModelVersion="1", Body=pattern_png(9500), ContentType="image/png"), 30)
+    print(f"\nstop/start: ready after {ready:.1f} s, state and detection {back:.1f} s later")
+    assert (faulty.data_dir / "state" / "dataset.sqlite3").exists()

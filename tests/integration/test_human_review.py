@@ -184,9 +184,11 @@ def test_doubtful_detection_is_reviewed_in_the_browser(stack, lookout, a2i, host
     assert copied.read_bytes() == candidates[doubtful]
 
     # The answer became a labelled entry of the train dataset, with the painted mask.
-    deadline = time.monotonic() + 20
-    while (feedback := native(stack, "GET", f"/loupe/v1/human-loops/{loop}/output")["Feedback"])["state"] == "pending":
-        assert time.monotonic() < deadline
+    deadline = time.monotonic() + 30
+    # Wait for a final state: `pending` (not picked up yet) and `adding` (being added) both pass.
+    while (feedback := native(stack, "GET", f"/loupe/v1/human-loops/{loop}/output")["Feedback"])["state"] \
+            not in ("added", "failed"):
+        assert time.monotonic() < deadline, feedback
         time.sleep(0.3)
     assert feedback["state"] == "added", feedback
     assert wait_dataset(lookout, project, "train")["Status"] == "UPDATE_COMPLETE"

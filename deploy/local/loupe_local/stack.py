@@ -212,6 +212,7 @@ class Stack:
         stop(services)
         if "kafka" in self.processes:
             stop([self.processes["kafka"]])
+            self.kafka_bootstrap = None  # our own broker: start() starts it again
         self.processes.clear()
 
     def __enter__(self) -> Stack:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from aiokafka.structs import TopicPartition
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -21,6 +23,7 @@ from pydantic import BaseModel
 
 from .errors import ErrorCode, LoupeError
 from .messages import Reply
+from .metrics import CONSUMER_LAG, exposition
 from .settings import Settings
 from .topics import CATALOGUE
 
@@ -182,10 +185,56 @@ def keep_topics(source: Callable[[], Awaitable[list[tuple[str, int]]]]) -> None:
     _KEPT.append(source)
 
 
-async def topic_keeper(settings: Settings) -> None:
+_WATCHED: weakref.WeakSet[AIOKafkaConsumer] = weakref.WeakSet()
+_WATCHED_BROKERS: list[KafkaBroker] = []
+
+
+def watch_consumer(consumer: AIOKafkaConsumer) -> None:
+    """A consumer built by hand (inference units, ingest) that topic_keeper rewinds if needed."""
+    _WATCHED.add(consumer)
+
+
+def _consumers() -> list[AIOKafkaConsumer]:
+    found = list(_WATCHED)
+    for broker in _WATCHED_BROKERS:
+        found += [c for sub in broker.subscribers if (c := getattr(sub, "consumer", None)) is not None]
+    return found
+
+
+async def rewind_if_ahead(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+    """Records this consumer's lag (loupe_kafka_consumer_lag), and sends partitions where its
+    position is past the log's end back to their beginning. That happens only when the log started
+    again: the local broker restarted (its storage is memory) and the topic was created anew.
+    Tansu then answers such fetches with nothing rather than OFFSET_OUT_OF_RANGE, so the consumer
+    would wait for offsets that may never come."""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return []
+    # Positions first, then the ends: read the other way round, records consumed in between would
+    # put a live consumer past an end that was already stale, and it would replay its whole topic.
+    positions = {tp: await asyncio.wait_for(consumer.position(tp), 5.0) for tp in assigned}
+    ends = await consumer.end_offsets(assigned)
+    rewound = []
+    lag: dict[str, int] = {}
+    for tp, position in positions.items():
+        end = ends.get(tp, position)
+        if position > end:
+            consumer.seek(tp, 0)
+            rewound.append(tp)
+        lag[tp.topic] = lag.get(tp.topic, 0) + max(end - position, 0)
+    group = getattr(consumer, "_group_id", None) or "none"
+    for topic, behind in lag.items():
+        CONSUMER_LAG.labels(group, topic).set(behind)
+    return rewound
+
+
+async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None) -> None:
     """A background loop of every process: the catalogue, this process's reply topics and what
-    keep_topics added exist, with their partition counts. The local broker keeps topics in memory:
-    after it restarts, Loupe itself creates them again within TOPIC_CHECK_SECONDS."""
+    keep_topics added exist, with their partition counts, and no consumer waits past a log's end.
+    The local broker keeps topics in memory: after it restarts, Loupe itself creates them again
+    (within TOPIC_CHECK_SECONDS) and its consumers start again from the new logs' beginnings."""
+    if broker is not None:
+        _WATCHED_BROKERS.append(broker)
     while True:
         try:
             extra = [(topic, 1) for topic in _REPLY_TOPICS]
@@ -196,6 +245,12 @@ async def topic_keeper(settings: Settings) -> None:
                 log.warning("topics were missing (did the broker restart?); created %s", ", ".join(sorted(created)))
         except Exception as exc:  # noqa: BLE001 - the broker is down: try again at the next round
             log.debug("topic check failed: %s", exc.__class__.__name__)
+        for consumer in _consumers():
+            try:
+                for tp in await rewind_if_ahead(consumer):
+                    log.warning("%s:%s starts again at 0 (the broker lost its log)", tp.topic, tp.partition)
+            except Exception as exc:  # noqa: BLE001 - e.g. mid-rebalance: the next round looks again
+                log.debug("position check failed: %s", exc.__class__.__name__)
         await asyncio.sleep(TOPIC_CHECK_SECONDS)
 
 
@@ -328,12 +383,18 @@ def service_app(broker: KafkaBroker, settings: Settings, *,
         missing = await readiness(broker)
         return _json(200, "ok") if missing is None else _json(503, missing)
 
-    app = AsgiFastStream(broker, asgi_routes=[("/health", _alive), ("/ready", ready)], **kwargs)
+    @get
+    async def metrics(scope: Any) -> AsgiResponse:  # noqa: ARG001
+        body, content_type = exposition()
+        return AsgiResponse(body, 200, headers={"content-type": content_type})
+
+    app = AsgiFastStream(broker, asgi_routes=[("/health", _alive), ("/ready", ready), ("/metrics", metrics)],
+                         **kwargs)
     tasks: list[asyncio.Task] = []
 
     @app.after_startup
     async def start_background() -> None:
-        tasks.append(asyncio.create_task(topic_keeper(settings)))
+        tasks.append(asyncio.create_task(topic_keeper(settings, broker)))
         tasks.extend(asyncio.create_task(run()) for run in background)
 
     @app.on_shutdown

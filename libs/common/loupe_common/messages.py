@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from .errors import ErrorCode, LoupeError, ServiceError
+from .logs import log_request
 from .lookout import ClientToken
+from .metrics import HANDLER_SECONDS
 
 
 class Command(BaseModel):
@@ -42,13 +45,20 @@ class Reply(BaseModel):
 
 
 async def answer(work: Awaitable[Reply], *, service: str, command: Command) -> Reply:
-    """Every command gets a reply: the result, the domain error, or InternalServerException."""
+    """Every command gets a reply: the result, the domain error, or InternalServerException.
+    Each one is timed (loupe_handler_seconds) and logged as one JSON line with its request id."""
+    operation = getattr(command, "operation", "?")
+    started = time.perf_counter()
     try:
-        return await work
+        reply = await work
     except LoupeError as err:
-        return Reply.failure(err)
+        reply = Reply.failure(err)
     except Exception:
-        logging.getLogger(f"loupe.{service}").exception(
-            "%s %s failed", getattr(command, "operation", "?"), command.request_id
-        )
-        return Reply.failure(LoupeError(ErrorCode.INTERNAL, f"The {service} service failed; try again"))
+        logging.getLogger(f"loupe.{service}").exception("%s %s failed", operation, command.request_id)
+        reply = Reply.failure(LoupeError(ErrorCode.INTERNAL, f"The {service} service failed; try again"))
+    seconds = time.perf_counter() - started
+    outcome = "ok" if reply.ok else reply.error.code.value if reply.error else "error"
+    HANDLER_SECONDS.labels(service, operation, outcome).observe(seconds)
+    log_request(request_id=command.request_id, operation=operation, outcome=outcome, status=reply.status,
+                ms=round(seconds * 1000, 2))
+    return reply

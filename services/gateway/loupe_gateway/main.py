@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         await broker.start()
         app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings), routes=routes,
                                     buckets=open_buckets(settings))
-        keeper = asyncio.create_task(topic_keeper(settings))
+        keeper = asyncio.create_task(topic_keeper(settings, broker))
         try:
             yield
         finally:

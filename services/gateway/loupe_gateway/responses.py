@@ -4,6 +4,7 @@ for Loupe-native routes. Every response carries x-amzn-RequestId."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from fastapi import FastAPI, Request
@@ -21,7 +22,9 @@ from loupe_common.errors import (
     aws_error_response,
     validation,
 )
+from loupe_common.logs import log_request
 from loupe_common.messages import Reply
+from loupe_common.metrics import HTTP_REQUEST_SECONDS
 
 from .bodies import BodyTooLarge
 from .validation import to_validation_error
@@ -29,10 +32,12 @@ from .validation import to_validation_error
 log = logging.getLogger("loupe.gateway")
 NATIVE_PREFIX = "/loupe/"
 HUAWEI_PREFIXES = ("/v1.0/", "/v2/", "/v3/")  # Image Recognition and its token call
+QUIET_ROUTES = {"/health", "/ready", "/metrics"}  # probed every few seconds: counted, not logged
 
 
 class RequestIdMiddleware:
-    """Gives each request an id (request.state.request_id) and returns it as x-amzn-RequestId."""
+    """Gives each request an id (request.state.request_id) and returns it as x-amzn-RequestId;
+    times it (loupe_http_request_seconds, by route template) and logs it as one JSON line."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -43,13 +48,24 @@ class RequestIdMiddleware:
             return
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = [500]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                status[0] = message["status"]
                 message.setdefault("headers", []).append((b"x-amzn-requestid", request_id.encode()))
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            HTTP_REQUEST_SECONDS.labels(scope["method"], route, str(status[0])).observe(seconds)
+            if route not in QUIET_ROUTES:
+                log_request(request_id=request_id, method=scope["method"], path=scope["path"], route=route,
+                            status=status[0], ms=round(seconds * 1000, 2))
 
 
 def reply_response(reply: Reply) -> JSONResponse:

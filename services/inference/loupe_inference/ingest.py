@@ -23,7 +23,8 @@ from loupe_common import ingest
 from loupe_common.buckets import BucketError, open_buckets, read_file
 from loupe_common.hosting_messages import HOSTED, AssignmentTable
 from loupe_common.images import AILAB_CODES_FOR, MAX_IMAGE_BYTES, ImageRejected
-from loupe_common.kafka import GroupJoin, register_group_join
+from loupe_common.kafka import GroupJoin, register_group_join, watch_consumer
+from loupe_common.metrics import INGEST_RESULTS_TOTAL
 from loupe_common.settings import Settings
 from loupe_common.topics import INGEST, INGEST_RESULTS, model_key
 
@@ -81,6 +82,7 @@ class IngestConsumer:
         # goes on to follow the assignment table (and serve detection) meanwhile, which matters
         # after a crash, when the join waits for the dead predecessor's session to expire.
         await self._consumer.start()
+        watch_consumer(self._consumer)
         self._consumer.subscribe([INGEST], listener=self._listener)
         self._task = asyncio.create_task(self._run())
 
@@ -166,6 +168,7 @@ class IngestConsumer:
 
     async def _publish(self, record: ConsumerRecord, envelope: dict) -> None:
         envelope["worker"] = self._settings.instance_id  # which worker answered (operations, tests)
+        INGEST_RESULTS_TOTAL.labels((envelope.get("error_detail") or {}).get("code") or "ok").inc()
         await self._producer.send_and_wait(
             INGEST_RESULTS, json.dumps(envelope).encode(), partition=record.partition,
             key=(envelope.get("image_id") or "").encode() or None,

@@ -25,7 +25,7 @@ from loupe_common.hosting_messages import (
     HostedModel,
 )
 from loupe_common.images import ImageRejected
-from loupe_common.kafka import GroupJoin
+from loupe_common.kafka import GroupJoin, watch_consumer
 from loupe_common.messages import Reply
 from loupe_common.settings import Settings
 from loupe_common.topics import model_group
@@ -88,6 +88,7 @@ class RequestUnit:
             fetch_max_bytes=self._settings.kafka_max_message_bytes * 2,
         )
         await self._consumer.start()
+        watch_consumer(self._consumer)
         # Subscribed after it started, the unit joins in the background (`serving` says when it
         # has): a worker's units, and its other work, do not wait for each other's joins.
         self._consumer.subscribe([self._topic], listener=self._joined)

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from loupe_common.blobs import BlobStore
 from loupe_common.hosting_messages import AssignmentTable, ModelLoad, WorkerHeartbeat
+from loupe_common.metrics import MODELS_LOADED
 from loupe_common.settings import Settings
 
 from .ingest import IngestConsumer
@@ -75,6 +76,7 @@ class Worker:
             self._changed.set()
 
     def heartbeat(self, *, stopping: bool = False) -> WorkerHeartbeat:
+        MODELS_LOADED.set(sum(1 for load in self.cache.states.values() if load.state == "ready"))
         models = {key: ModelLoad(state=load.state, error=load.error,
                                  serving=key in self.units and self.units[key].serving,
                                  busy=self.units[key].busy_share() if key in self.units else 0.0)

@@ -19,6 +19,7 @@ from loupe_common.blobs import BlobStore
 from loupe_common.buckets import BucketError
 from loupe_common.errors import LoupeError
 from loupe_common.lookout import DatasetType
+from loupe_common.metrics import TRAINING_SECONDS
 from loupe_common.topics import DATASET_COMMANDS
 from loupe_common.training_messages import TrainingJob
 
@@ -46,8 +47,10 @@ async def run_training(state: TrainingState, job: TrainingJob, config: DetectorC
         return
     await state.models.update_one({"_id": key}, {"$set": {"attempts": attempts, "status_message":
                                   "Starting" if attempts == 1 else f"Restarting after an interruption (attempt {attempts})"}})
+    started, outcome = time.monotonic(), "failed"
     try:
         await _train(state, doc, config or DetectorConfig())
+        outcome = "trained"
     except TrainingError as exc:
         await _fail(state, key, str(exc))
     except LoupeError as exc:  # e.g. the datasets changed since CreateModel and no longer qualify
@@ -55,6 +58,8 @@ async def run_training(state: TrainingState, job: TrainingJob, config: DetectorC
     except Exception as exc:  # the version must end in a final status, never stay in TRAINING
         log.exception("training %s failed", key)
         await _fail(state, key, f"Internal error during training: {exc.__class__.__name__}: {exc}")
+    finally:
+        TRAINING_SECONDS.labels(outcome).observe(time.monotonic() - started)
 
 
 async def _fail(state: TrainingState, key: str, message: str) -> None:
