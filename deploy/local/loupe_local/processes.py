@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,9 +45,10 @@ def stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
     for proc in processes:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout  # one deadline for all, not one each
     for proc in processes:
         try:
-            proc.wait(timeout=timeout)
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

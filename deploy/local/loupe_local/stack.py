@@ -121,9 +121,9 @@ class Stack:
     def start_service(self, name: str) -> None:
         module = "loupe_gateway" if name == "gateway" else SERVICES[name.split("-")[0]][0]
         env = self.env()
+        env["LOUPE_MEMBER_NAME"] = name  # a restart takes its group partitions and reply topic back
         if name != "gateway":
             env["LOUPE_HEALTH_PORT"] = str(self.health_ports[name])
-            env["LOUPE_MEMBER_NAME"] = name  # a restart takes its group partitions back at once
         if name.startswith("inference") and "LOUPE_INFERENCE_THREADS" not in env:
             # Workers share the machine's cores rather than each claiming all of them.
             env["LOUPE_INFERENCE_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, self.inference_workers)))
@@ -199,13 +199,28 @@ class Stack:
             raise
 
     def restart(self, name: str) -> None:
-        """Start a process that died again, on the same ports. A restarted local broker has lost
-        every topic (its storage is memory): the catalogue is created again before anyone asks."""
-        if name == "kafka":
-            self.start_broker()
-            self.create_topics()
-        else:
+        """Start a process that died again, on the same ports.
+
+        A restarted local broker has lost every topic (its storage is memory), and Tansu 0.6
+        accepts records for topics that do not exist yet, which later collide with the topic's
+        first records (every produce to that partition then fails for a while). Clients that were
+        connected before would send exactly such records. So the services go down with the
+        broker: the broker starts empty, the catalogue is created, and the services start again
+        (their state is on disk) and create their own topics before they produce."""
+        if name != "kafka":
             self.start_service(name)
+            return
+        services = {n: p for n, p in self.processes.items() if n != "kafka"}
+        stop(list(services.values()), timeout=3.0)  # with the broker gone there is nothing to flush
+        for service in services:
+            self.processes.pop(service)
+        self.start_broker()
+        self.create_topics()
+        for service in services:
+            self.start_service(service)
+        self.wait_ready([n for n in services if n != "gateway"])
+        if "gateway" in services:
+            self.wait_ready(["gateway"])
 
     def stop(self) -> None:
         services = [p for n, p in self.processes.items() if n != "kafka"]

@@ -70,6 +70,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         settings.kafka_bootstrap,
         client_id=f"loupe-{client_id}",
         max_request_size=settings.kafka_max_message_bytes,
+        metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
         enable_idempotence=settings.kafka_idempotent_producer,
         linger_ms=0,
         # Topics come from the catalogue (ensure_topics) with their partition counts; a consumer
@@ -158,6 +159,8 @@ async def ensure_topics(
         (spec.name, settings.topic_partitions if spec.partitioned else 1) for spec in CATALOGUE
     ]
     wanted += list(extra)
+    if not wanted:
+        return []
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="loupe-admin")
     await admin.start()
     try:
@@ -228,11 +231,14 @@ async def rewind_if_ahead(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
     return rewound
 
 
-async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None) -> None:
-    """A background loop of every process: the catalogue, this process's reply topics and what
-    keep_topics added exist, with their partition counts, and no consumer waits past a log's end.
-    The local broker keeps topics in memory: after it restarts, Loupe itself creates them again
-    (within TOPIC_CHECK_SECONDS) and its consumers start again from the new logs' beginnings."""
+async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *, catalogue: bool = False) -> None:
+    """A background loop of every process: this process's reply topics and what keep_topics added
+    (and with `catalogue`, the topic catalogue) exist with their partition counts, and no consumer
+    waits past a log's end. The local broker keeps topics in memory: after it restarts, Loupe
+    itself creates them again (within TOPIC_CHECK_SECONDS) and its consumers start again from the
+    new logs' beginnings. Each topic has one keeper (the catalogue's is the hosting service, and
+    `make run`'s supervisor when it restarts the broker): Tansu 0.6 corrupts a partition (every
+    later produce fails with UnknownError) when several clients create the same topic at once."""
     if broker is not None:
         _WATCHED_BROKERS.append(broker)
     while True:
@@ -240,7 +246,7 @@ async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None) ->
             extra = [(topic, 1) for topic in _REPLY_TOPICS]
             for source in _KEPT:
                 extra += await source()
-            created = await ensure_topics(settings, extra=extra)
+            created = await ensure_topics(settings, None if catalogue else [], extra=extra)
             if created:
                 log.warning("topics were missing (did the broker restart?); created %s", ", ".join(sorted(created)))
         except Exception as exc:  # noqa: BLE001 - the broker is down: try again at the next round
@@ -373,10 +379,12 @@ async def _alive(scope: Any) -> AsgiResponse:  # noqa: ARG001
 
 
 def service_app(broker: KafkaBroker, settings: Settings, *,
-                background: Sequence[Callable[[], Awaitable[None]]] = (), **kwargs: Any) -> AsgiFastStream:
-    """A message-only service as an ASGI app: /health (alive) and /ready (consuming, or what is
-    missing). `background`: the service's own loops (control loops, sweepers, heartbeats), started
-    once the broker is connected, beside the topic keeper, and cancelled first at shutdown."""
+                background: Sequence[Callable[[], Awaitable[None]]] = (), keep_catalogue: bool = False,
+                **kwargs: Any) -> AsgiFastStream:
+    """A message-only service as an ASGI app: /health (alive), /ready (consuming, or what is
+    missing) and /metrics. `background`: the service's own loops (control loops, sweepers,
+    heartbeats), started once the broker is connected, beside the topic keeper (which keeps the
+    catalogue too with `keep_catalogue`), and cancelled first at shutdown."""
 
     @get
     async def ready(scope: Any) -> AsgiResponse:  # noqa: ARG001
@@ -394,7 +402,7 @@ def service_app(broker: KafkaBroker, settings: Settings, *,
 
     @app.after_startup
     async def start_background() -> None:
-        tasks.append(asyncio.create_task(topic_keeper(settings, broker)))
+        tasks.append(asyncio.create_task(topic_keeper(settings, broker, catalogue=keep_catalogue)))
         tasks.extend(asyncio.create_task(run()) for run in background)
 
     @app.on_shutdown

@@ -91,4 +91,5 @@ def create_app(settings: Settings) -> AsgiFastStream:
         finally:
             await training.close()
 
-    return service_app(broker, settings, lifespan=lifespan, background=[lambda: reconciler[0].run()])
+    return service_app(broker, settings, lifespan=lifespan, background=[lambda: reconciler[0].run()],
+                       keep_catalogue=True)

@@ -74,6 +74,7 @@ class IngestConsumer:
             fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
             max_partition_fetch_bytes=settings.kafka_max_message_bytes + 65536,
             fetch_max_bytes=settings.kafka_max_message_bytes * 2,
+            metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
         )
         self._task: asyncio.Task | None = None
 

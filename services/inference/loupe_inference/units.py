@@ -86,6 +86,7 @@ class RequestUnit:
             fetch_max_wait_ms=self._settings.kafka_detect_fetch_max_wait_ms,
             max_partition_fetch_bytes=self._settings.kafka_max_message_bytes + 65536,
             fetch_max_bytes=self._settings.kafka_max_message_bytes * 2,
+            metadata_max_age_ms=self._settings.kafka_metadata_max_age_ms,
         )
         await self._consumer.start()
         watch_consumer(self._consumer)

@@ -43,6 +43,7 @@ class Worker:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, client_id=f"loupe-worker-{self.worker_id}",
             linger_ms=0, max_request_size=settings.kafka_max_message_bytes,
+            metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
             enable_idempotence=settings.kafka_idempotent_producer,
         )
         self.review = ReviewStarter(settings, blobs, self.producer)
