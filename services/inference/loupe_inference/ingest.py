@@ -44,7 +44,11 @@ class _Assignment(ConsumerRebalanceListener):
         self.join = join
 
     async def on_partitions_revoked(self, revoked) -> None:
-        await self.join.on_partitions_revoked(revoked)
+        # A batch being answered finishes and commits first: otherwise its results could land
+        # after the next owner (maybe this worker) read the results tail, and its images would be
+        # answered twice.
+        async with self.owner.batch:
+            await self.join.on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned) -> None:
         await self.owner.recall_answered(assigned)
@@ -61,6 +65,7 @@ class IngestConsumer:
         self._table = table
         self._buckets = open_buckets(settings)
         self._answered: dict[int, set[int]] = {}
+        self.batch = asyncio.Lock()  # held while a batch is answered and committed
         self._listener = _Assignment(self, register_group_join())
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -133,23 +138,32 @@ class IngestConsumer:
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
             for tp, records in batches.items():
-                answered = self._answered.get(tp.partition, set())
-                done: set[int] = set()
-                try:
-                    for record in records:
-                        if record.offset not in answered:
-                            await self._answer(record)
-                            done.add(record.offset)
-                except Exception:  # noqa: BLE001 - e.g. the broker unreachable: retry the rest later
-                    log.exception("ingest batch on %s failed; retrying it", tp)
-                    self._answered.setdefault(tp.partition, set()).update(done)  # not answered twice
-                    self._consumer.seek(tp, records[0].offset)
+                async with self.batch:
+                    failed = await self._answer_batch(tp, records)
+                if failed:
                     await asyncio.sleep(1)
-                    continue
-                try:
-                    await self._consumer.commit({tp: records[-1].offset + 1})
-                except Exception as exc:  # noqa: BLE001 - rebalanced: the next owner skips what we answered
-                    log.warning("ingest commit of %s failed (%s)", tp, exc.__class__.__name__)
+
+    async def _answer_batch(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
+        """Answer and commit one batch; True when it failed and is tried again after a pause."""
+        if tp not in self._consumer.assignment():
+            return False  # revoked while we waited: its next owner answers it
+        answered = self._answered.get(tp.partition, set())
+        done: set[int] = set()
+        try:
+            for record in records:
+                if record.offset not in answered:
+                    await self._answer(record)
+                    done.add(record.offset)
+        except Exception:  # noqa: BLE001 - e.g. the broker unreachable: retry the rest later
+            log.exception("ingest batch on %s failed; retrying it", tp)
+            self._answered.setdefault(tp.partition, set()).update(done)  # not answered twice
+            self._consumer.seek(tp, records[0].offset)
+            return True
+        try:
+            await self._consumer.commit({tp: records[-1].offset + 1})
+        except Exception as exc:  # noqa: BLE001 - rebalanced: the next owner skips what we answered
+            log.warning("ingest commit of %s failed (%s)", tp, exc.__class__.__name__)
+        return False
 
     async def _answer(self, record: ConsumerRecord) -> None:
         envelope = await self._outcome(record)
