@@ -17,7 +17,7 @@ from .supervise import Supervisor
 
 
 def run() -> int:
-    console = Console()
+    console = Console(log_path=False)
     settings = Settings()
     stack = Stack(
         data_dir=settings.data_dir.resolve(),
@@ -51,11 +51,13 @@ def run() -> int:
         f"Development credentials: AWS_ACCESS_KEY_ID={settings.access_key_id} "
         f"AWS_SECRET_ACCESS_KEY={settings.secret_access_key.get_secret_value()}"
     )
-    console.print(
-        "MongoDB: " + ("LOUPE_MONGO_URL" if not settings.embedded_store else
-                       f"embedded store kept in {stack.data_dir / 'state'}" if settings.embedded_store_durable
-                       else "embedded in-memory store (state is lost when a service stops)"))
-    )
+    if not settings.embedded_store:
+        store = "LOUPE_MONGO_URL"
+    elif settings.embedded_store_durable:
+        store = f"embedded store kept in {stack.data_dir / 'state'}"
+    else:
+        store = "embedded in-memory store (state is lost when a service stops)"
+    console.print(f"MongoDB: {store}")
     console.print(f"Logs: {stack.logs_dir}   Data: {stack.data_dir}   Stop: Ctrl-C")
 
     supervisor = Supervisor(stack, say=lambda text: console.log(text))
