@@ -89,3 +89,9 @@ def test_a_child_started_from_a_passing_thread_outlives_it(tmp_path):
     finally:
         started[0].kill()
         started[0].wait()
+
+
+def test_the_make_run_entry_point_loads_and_explains_its_usage():
+    """`make run` is `python -m loupe_local run`; anything else gets the usage line (exit 2)."""
+    done = subprocess.run([sys.executable, "-m", "loupe_local"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "usage: python -m loupe_local run" in done.stderr
