@@ -57,9 +57,9 @@ class Settings(BaseSettings):
         "request path (measured in tests/benchmarks/bench_inference.py).",
     )
     kafka_metadata_max_age_ms: int = Field(
-        5000, ge=1000, description="How often every Kafka client refreshes topic metadata. A consumer "
-        "whose topic was created anew (the local broker restarted) rejoins with its partitions within "
-        "this; aiokafka's default of 5 minutes left such consumers idle that long.",
+        300_000, ge=1000, description="How often every Kafka client refreshes topic metadata (aiokafka's "
+        "default). A consumer whose topic was created anew rejoins with its partitions within this. "
+        "5 s was tried: against Tansu, publishes then hung now and then (measured in bench_faults.py).",
     )
     topic_partitions: int = Field(6, ge=1, description="Partitions for work topics (caps consumers).")
     topic_replication: int = Field(1, ge=1)
