@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     )
     kafka_metadata_max_age_ms: int = Field(
         300_000, ge=1000, description="How often every Kafka client refreshes topic metadata (aiokafka's "
-        "default). A consumer whose topic was created anew rejoins with its partitions within this. "
-        "5 s was tried: against Tansu, publishes then hung now and then (measured in bench_faults.py).",
+        "default). A consumer whose topic was created anew rejoins with its partitions within this; "
+        "make run restarts the services with its broker, so it does not rely on it.",
     )
     topic_partitions: int = Field(6, ge=1, description="Partitions for work topics (caps consumers).")
     topic_replication: int = Field(1, ge=1)
