@@ -32,6 +32,7 @@ from helpers import IngestStream as Stream
 from helpers import ingest_headers, pattern_png, signed_request
 
 RECOVERY_SECONDS = 30.0
+GRACE_SECONDS = 12  # the reply-topic janitor's (default 60 s)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def faulty(tmp_path_factory) -> Iterator:
     from loupe_local.stack import Stack
 
     stack = Stack.on_free_ports(tmp_path_factory.mktemp("faults"),
-                                extra_env={"LOUPE_REQUEST_TIMEOUT_SECONDS": "8"})
+                                extra_env={"LOUPE_REQUEST_TIMEOUT_SECONDS": "8",
+                                           "LOUPE_REPLY_TOPIC_GRACE_SECONDS": str(GRACE_SECONDS)})
     stack.start()
     try:
         yield stack
@@ -100,6 +102,32 @@ def test_a_killed_service_comes_back_as_it_was(faulty, world, service):
     recovered_at = max(at for at, *_ in load.calls) - 1.0
     late = [c for c in load.calls if c[0] > recovered_at]
     assert late and all(ok for _, _, ok, _ in late), f"failing after recovery: {[c for c in late if not c[2]]}"
+
+
+def test_a_gateway_killed_outright_leaves_no_reply_topic(faulty, world):
+    """A gateway replica without a stable name (a Kubernetes pod) killed with SIGKILL cannot delete
+    its reply topic: the hosting service's janitor does, once no process announced it for the
+    grace period, and leaves the living processes' reply topics alone."""
+    from loupe_local.processes import free_port, python_module, spawn
+
+    def replies() -> set[str]:
+        return {t for t in asyncio.run(partition_counts(faulty.kafka_bootstrap)) if t.startswith("loupe.replies.")}
+
+    living = replies()
+    env = {k: v for k, v in faulty.env().items() if k != "LOUPE_MEMBER_NAME"}
+    env["LOUPE_GATEWAY_PORT"] = str(free_port())
+    replica = spawn(python_module("loupe_gateway"), env=env, log_file=faulty.logs_dir / "gateway-replica.log")
+    try:
+        wait_until(lambda: replies() - living, 60)
+        own = replies() - living
+        assert len(own) == 1 and next(iter(own)).startswith("loupe.replies.gateway-"), own
+    finally:
+        replica.kill()
+        replica.wait(10)
+    gone = wait_until(lambda: not (replies() & own), GRACE_SECONDS * 3)
+    print(f"\nthe killed replica's reply topic was deleted {gone:.1f} s after the kill")
+    assert living <= replies(), "a living process lost its reply topic"
+    assert snapshot(faulty, world)["model"][0] == "HOSTED"
 
 
 def test_broker_down_is_an_error_and_back_is_business_as_usual(faulty, world):

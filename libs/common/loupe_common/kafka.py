@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import Iterable, Sequence
@@ -22,10 +23,10 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import BaseModel
 
 from .errors import ErrorCode, LoupeError
-from .messages import Reply
+from .messages import Reply, ReplyTopicsInUse
 from .metrics import CONSUMER_LAG, exposition
 from .settings import Settings
-from .topics import CATALOGUE
+from .topics import CATALOGUE, REPLY_PRESENCE
 
 log = logging.getLogger("loupe.kafka")
 TOPIC_CHECK_SECONDS = 2.0
@@ -234,13 +235,14 @@ async def rewind_if_ahead(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
 async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *, catalogue: bool = False) -> None:
     """A background loop of every process: this process's reply topics and what keep_topics added
     (and with `catalogue`, the topic catalogue) exist with their partition counts, and no consumer
-    waits past a log's end. The local broker keeps topics in memory: after it restarts, Loupe
+    waits past a log's end; it announces the reply topics to the janitor. The local broker keeps topics in memory: after it restarts, Loupe
     itself creates them again (within TOPIC_CHECK_SECONDS) and its consumers start again from the
     new logs' beginnings. Each topic has one keeper (the catalogue's is the hosting service, and
     `make run`'s supervisor when it restarts the broker): Tansu 0.6 corrupts a partition (every
     later produce fails with UnknownError) when several clients create the same topic at once."""
     if broker is not None:
         _WATCHED_BROKERS.append(broker)
+    announced = float("-inf")
     while True:
         try:
             extra = [(topic, 1) for topic in _REPLY_TOPICS]
@@ -251,6 +253,9 @@ async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *,
                 log.warning("topics were missing (did the broker restart?); created %s", ", ".join(sorted(created)))
         except Exception as exc:  # noqa: BLE001 - the broker is down: try again at the next round
             log.debug("topic check failed: %s", exc.__class__.__name__)
+        if broker is not None and _REPLY_TOPICS and time.monotonic() - announced >= settings.reply_topic_grace_seconds / 6:
+            announced = time.monotonic()
+            await announce_reply_topics(settings, broker)
         for consumer in _consumers():
             try:
                 for tp in await rewind_if_ahead(consumer):
@@ -258,6 +263,15 @@ async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *,
             except Exception as exc:  # noqa: BLE001 - e.g. mid-rebalance: the next round looks again
                 log.debug("position check failed: %s", exc.__class__.__name__)
         await asyncio.sleep(TOPIC_CHECK_SECONDS)
+
+
+async def announce_reply_topics(settings: Settings, broker: KafkaBroker) -> None:
+    """Tell the reply-topic janitor (hosting) that this process still reads its reply topics."""
+    try:
+        await asyncio.wait_for(broker.publish(
+            ReplyTopicsInUse(process=settings.process_name, topics=list(_REPLY_TOPICS)), REPLY_PRESENCE), 5.0)
+    except Exception as exc:  # noqa: BLE001 - the broker is down: the next round announces again
+        log.debug("announcing reply topics failed: %s", exc.__class__.__name__)
 
 
 async def delete_topic(settings: Settings, name: str) -> None:

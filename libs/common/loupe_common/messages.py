@@ -1,4 +1,5 @@
-"""The request/reply envelope every command and reply on Kafka shares."""
+"""The request/reply envelope every command and reply on Kafka shares, and the announcement of
+the reply topics in use."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ class Reply(BaseModel):
             assert self.error is not None
             raise LoupeError.from_service_error(self.error)
         return self.result or {}
+
+
+class ReplyTopicsInUse(BaseModel):
+    """On loupe.presence: a living process still reads these reply topics."""
+
+    process: str = Field(description="The announcing process (role and process name)")
+    topics: list[str]
 
 
 async def answer(work: Awaitable[Reply], *, service: str, command: Command) -> Reply:

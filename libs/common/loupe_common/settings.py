@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: int = 0
     request_timeout_seconds: float = Field(15.0, gt=0)
+    reply_topic_grace_seconds: float = Field(
+        60.0, ge=10, description="A reply topic that no living process announced for this long belongs to a "
+        "process that died without cleaning up (a pod killed outright): the hosting service deletes it. "
+        "Every process announces its reply topics six times per grace period.",
+    )
 
     # Hosting and inference
     detect_timeout_seconds: float = Field(

@@ -29,6 +29,7 @@ HUMAN_LOOP_COMMANDS = "loupe.humanloop.commands"
 HUMAN_LOOP_EVENTS = "loupe.humanloop.events"
 HUMAN_LOOP_ACTIVATIONS = "loupe.humanloop.activations"
 REPLY_PREFIX = "loupe.replies."
+REPLY_PRESENCE = "loupe.presence"
 MODEL_REQUESTS_PREFIX = "loupe.inference.requests."
 
 CATALOGUE: tuple[TopicSpec, ...] = (
@@ -127,6 +128,14 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         producers="human-loop",
         consumers="users' consumers",
         carries="every human loop status change (AILabTools envelope); key = loop name",
+    ),
+    TopicSpec(
+        REPLY_PRESENCE,
+        producers="every process with a reply topic (its topic keeper)",
+        consumers="hosting (no group: the reply-topic janitor)",
+        carries="which reply topics are in use, re-sent by each living process; the janitor deletes "
+        "reply topics nobody announced for LOUPE_REPLY_TOPIC_GRACE_SECONDS (a gateway pod killed outright)",
+        partitioned=False,
     ),
 )
 

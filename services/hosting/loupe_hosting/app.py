@@ -3,6 +3,7 @@
 Handlers:
   loupe.hosting.commands     -> on_command   (StartModel, StopModel, ResolveDeployment; request/reply)
   loupe.inference.heartbeats -> on_heartbeat (worker liveness and model load states)
+  loupe.presence             -> on_presence  (reply topics in use; the janitor deletes the others)
 Publishes: loupe.hosting.assignments (the assignment table, every heartbeat interval and on change).
 Asks the training service (loupe.training.commands) to move model statuses.
 """
@@ -27,11 +28,18 @@ from loupe_common.kafka import (
     service_app,
     service_subscriber_options,
 )
-from loupe_common.messages import Reply, answer
+from loupe_common.messages import Reply, ReplyTopicsInUse, answer
 from loupe_common.settings import Settings
-from loupe_common.topics import HOSTING_ASSIGNMENTS, HOSTING_COMMANDS, WORKER_HEARTBEATS, reply_topic
+from loupe_common.topics import (
+    HOSTING_ASSIGNMENTS,
+    HOSTING_COMMANDS,
+    REPLY_PRESENCE,
+    WORKER_HEARTBEATS,
+    reply_topic,
+)
 
 from . import deployments
+from .janitor import ReplyTopicJanitor
 from .reconcile import Reconciler
 from .store import HostingState
 
@@ -44,6 +52,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     training = RequestClient(broker, settings, replies)
     to_assignments = broker.publisher(HOSTING_ASSIGNMENTS)
     reconciler: list[Reconciler] = []
+    janitor = ReplyTopicJanitor(settings.reply_topic_grace_seconds)
 
     async def dispatch(state: HostingState, cmd: m.HostingCommand) -> Reply:
         match cmd:
@@ -69,6 +78,11 @@ def create_app(settings: Settings) -> AsgiFastStream:
         if beat.worker_id not in known or beat.stopping or (previous and previous.models != beat.models):
             reconciler[0].wake.set()  # a worker came, left, or finished loading: act now
 
+    @broker.subscriber(REPLY_PRESENCE, auto_offset_reset="latest",
+                       fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)
+    async def on_presence(announcement: ReplyTopicsInUse) -> None:
+        janitor.heard(announcement)
+
     @asynccontextmanager
     async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
         await ensure_topics(settings)
@@ -91,5 +105,5 @@ def create_app(settings: Settings) -> AsgiFastStream:
         finally:
             await training.close()
 
-    return service_app(broker, settings, lifespan=lifespan, background=[lambda: reconciler[0].run()],
+    return service_app(broker, settings, lifespan=lifespan, background=[lambda: reconciler[0].run(), lambda: janitor.run(settings)],
                        keep_catalogue=True)
