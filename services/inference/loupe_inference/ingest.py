@@ -65,6 +65,7 @@ class IngestConsumer:
         self._table = table
         self._buckets = open_buckets(settings)
         self._answered: dict[int, set[int]] = {}
+        self._assignments = 0  # how many assignments this consumer had: records fetched under an older one are stale
         self.batch = asyncio.Lock()  # held while a batch is answered and committed
         self._listener = _Assignment(self, register_group_join())
         self._consumer = AIOKafkaConsumer(
@@ -104,6 +105,7 @@ class IngestConsumer:
     async def recall_answered(self, assigned: set[TopicPartition]) -> None:
         """Offsets at or past the committed position whose result is already on the results topic."""
         self._answered = {}
+        self._assignments += 1
         if not assigned:
             return
         reader = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False,
@@ -137,16 +139,18 @@ class IngestConsumer:
             await asyncio.sleep(0.05)
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
+            assignment = self._assignments  # what getmany returns belongs to the current assignment
             for tp, records in batches.items():
                 async with self.batch:
-                    failed = await self._answer_batch(tp, records)
+                    # A rebalance while an earlier partition of this fetch was answered sends every
+                    # partition back to its committed offset, even one given to this worker again:
+                    # the rest of this fetch comes again, and answered now it would be answered twice.
+                    failed = assignment == self._assignments and await self._answer_batch(tp, records)
                 if failed:
                     await asyncio.sleep(1)
 
     async def _answer_batch(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
         """Answer and commit one batch; True when it failed and is tried again after a pause."""
-        if tp not in self._consumer.assignment():
-            return False  # revoked while we waited: its next owner answers it
         answered = self._answered.get(tp.partition, set())
         done: set[int] = set()
         try:
