@@ -61,6 +61,7 @@ def test_manifest_with_good_and_bad_lines(lookout, project, bucket, bucket_root)
     tiny = put_object(bucket_root, bucket, "img/tiny.png", png_bytes(32, 32, seed=5))
     corrupt = put_object(bucket_root, bucket, "img/corrupt.png", png_bytes(seed=6)[:200])
     text = put_object(bucket_root, bucket, "img/readme.png", b"this is not an image")
+    unclassified = put_object(bucket_root, bucket, "img/u0.png", png_bytes(seed=98))
     manifest = "\n".join(
         [line(r, 0) for r in refs]
         + [
@@ -72,7 +73,7 @@ def test_manifest_with_good_and_bad_lines(lookout, project, bucket, bucket_root)
             "{not json",                        # line 10
             json.dumps({"anomaly-label": 0}),   # line 11: no source-ref
             line(refs[0], 1),                   # line 12: duplicate source-ref
-            line(refs[1].replace("n1", "n1x"), 2),  # line 13: bad label
+            line(unclassified, 1).replace('"anomaly"', '"cracked"'),  # line 13: comes in unlabelled
         ]
     )
     put_object(bucket_root, bucket, "manifests/train.manifest", manifest.encode())
@@ -84,9 +85,9 @@ def test_manifest_with_good_and_bad_lines(lookout, project, bucket, bucket_root)
     assert created["DatasetMetadata"]["Status"] in ("CREATE_IN_PROGRESS", "CREATE_COMPLETE")
     desc = wait_dataset(lookout, project)
     assert desc["Status"] == "CREATE_COMPLETE", desc
-    assert desc["ImageStats"] == {"Total": 5, "Labeled": 5, "Normal": 4, "Anomaly": 1}
+    assert desc["ImageStats"] == {"Total": 6, "Labeled": 5, "Normal": 4, "Anomaly": 1}
     message = desc["StatusMessage"]
-    assert "Imported 5 of 13" in message
+    assert "Imported 6 of 13" in message and "'cracked' is neither 'normal' nor 'anomaly'" in message
     for number in (6, 7, 8, 9, 10, 11, 12, 13):
         assert f"line {number}:" in message, (number, message)
     assert "64x64" in message and "not found" in message and "duplicate" in message
@@ -96,7 +97,7 @@ def test_manifest_with_good_and_bad_lines(lookout, project, bucket, bucket_root)
         for page in lookout.get_paginator("list_dataset_entries").paginate(ProjectName=project, DatasetType="train")
         for e in page["DatasetEntries"]
     ]
-    assert sorted(e["source-ref"] for e in entries) == sorted(refs + [anomalous])
+    assert sorted(e["source-ref"] for e in entries) == sorted(refs + [anomalous, unclassified])
 
 
 def test_manifest_that_cannot_be_read_fails_the_dataset(lookout, project, bucket):
@@ -312,3 +313,86 @@ def test_file_refs_and_masks(lookout, project, tmp_path):
     desc = wait_dataset(lookout, project)
     assert desc["Status"] == "UPDATE_FAILED_ROLLBACK_COMPLETE"
     assert "64x64 but the image is 128x96" in desc["StatusMessage"]
+
+
+def classified(ref: str, key: str, value, class_name: str) -> dict:
+    """A classification line as AWS's tools write it."""
+    return {"source-ref": ref, key: value, f"{key}-metadata": {
+        "confidence": 1, "job-name": f"labeling-job/{key}", "class-name": class_name, "human-annotated": "yes",
+        "creation-date": "2021-10-12T14:16:45.668", "type": "groundtruth/image-classification"}}
+
+
+def colour_mask(width: int, height: int, regions: list[tuple[str, tuple[int, int, int, int]]],
+                background: str = "#ffffff") -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    mask = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(mask)
+    for color, box in regions:
+        draw.rectangle(box, fill=color)
+    out = io.BytesIO()
+    mask.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_manifests_as_aws_tools_write_them(lookout, project, bucket, bucket_root):
+    """Every shape AWS's documentation and tools wrote imports with the label its class-name
+    gives; what cannot be classified comes in unlabelled with the reason; ListDatasetEntries gives
+    lines that import again unchanged."""
+    ref = [put_object(bucket_root, bucket, f"aws/{i}.png", png_bytes(128, 96, seed=900 + i)) for i in range(8)]
+    mask = put_object(bucket_root, bucket, "aws/mask0.png",
+                      colour_mask(128, 96, [("#2ca02c", (10, 10, 40, 30)), ("#1f77b4", (60, 50, 90, 80))]))
+    bad_mask = put_object(bucket_root, bucket, "aws/mask1.png", colour_mask(128, 96, [("#ff0000", (5, 5, 20, 20))]))
+    color_map = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff", "confidence": 0.0},
+                 "1": {"class-name": "scratch", "hex-color": "#2ca02c", "confidence": 0.0},
+                 "2": {"class-name": "dent", "hex-color": "#1f77b4", "confidence": 0.0}}
+
+    def segmented(image: str, mask_ref: str) -> dict:
+        return {**classified(image, "anomaly-label", 1, "anomaly"), "anomaly-mask-ref": mask_ref,
+                "anomaly-mask-ref-metadata": {"internal-color-map": color_map, "type": "groundtruth/semantic-segmentation",
+                                              "human-annotated": "yes", "creation-date": "2021-11-23T20:31:57.758889",
+                                              "job-name": "labeling-job/segmentation-job"}}
+
+    lines = [
+        classified(ref[0], "anomaly-label", 1, "normal"),   # the developer guide's sample: normal
+        classified(ref[1], "auto-label", 1, "normal"),      # AWS's helper library and workshop
+        classified(ref[2], "auto-label", 0, "anomaly"),
+        classified(ref[3], "anomaly-label", "0", "normal"),  # AWS's CSV-to-manifest tool
+        classified(ref[4], "anomaly-label", "1", "anomaly"),
+        segmented(ref[5], mask),                            # the developer guide's segmentation sample
+        classified(ref[6], "anomaly-label", 1, "cracked"),  # cannot be classified: unlabelled
+        segmented(ref[7], bad_mask),                        # a colour its map does not name: refused
+    ]
+    put_object(bucket_root, bucket, "aws/train.manifest", "\n".join(json.dumps(d) for d in lines).encode())
+    lookout.create_dataset(ProjectName=project, DatasetType="train", DatasetSource={
+        "GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": "aws/train.manifest"}}})
+    desc = wait_dataset(lookout, project)
+    assert desc["Status"] == "CREATE_COMPLETE", desc
+    assert desc["ImageStats"] == {"Total": 7, "Labeled": 6, "Normal": 3, "Anomaly": 3}, desc
+    message = desc["StatusMessage"]
+    assert "line 7: 'anomaly-label-metadata' class-name 'cracked' is neither" in message, message
+    assert "line 8:" in message and "#ff0000" in message, message
+
+    def entries(project_name: str) -> dict[str, dict]:
+        found = [json.loads(e) for page in lookout.get_paginator("list_dataset_entries").paginate(
+            ProjectName=project_name, DatasetType="train") for e in page["DatasetEntries"]]
+        return {e["source-ref"]: e for e in found}
+
+    listed = entries(project)
+    assert set(listed) == set(ref[:7])
+    assert listed[ref[5]]["anomaly-mask-ref-metadata"]["internal-color-map"] == color_map
+    for image, want in ((ref[0], 0), (ref[1], 0), (ref[2], 1), (ref[5], 1)):
+        filtered = lookout.list_dataset_entries(ProjectName=project, DatasetType="train",
+                                                AnomalyClass="anomaly" if want else "normal")["DatasetEntries"]
+        assert image in {json.loads(e)["source-ref"] for e in filtered}, (image, want)
+
+    # Round trip: the listed lines, imported again unchanged, give the same dataset.
+    again = f"{project}-again"
+    lookout.create_project(ProjectName=again)
+    put_object(bucket_root, bucket, "aws/again.manifest", "\n".join(json.dumps(e) for e in listed.values()).encode())
+    lookout.create_dataset(ProjectName=again, DatasetType="train", DatasetSource={
+        "GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": "aws/again.manifest"}}})
+    assert wait_dataset(lookout, again)["ImageStats"] == desc["ImageStats"]
+    assert entries(again) == listed

@@ -79,6 +79,8 @@ async def _import_manifest(state: DatasetState, doc: dict, job: DatasetJob) -> N
         return
     await _upsert(state, doc, report)
     message = f"Imported {len(report.entries)} of {report.total_lines} manifest lines"
+    if report.notes:
+        message += f"; {len(report.notes)} imported with a note: {report.note_text()}"
     if report.failures:
         message += f"; {len(report.failures)} lines were refused: {report.failure_text()}"
     await _finish(state, doc, DatasetStatus.CREATE_COMPLETE, message)
@@ -107,9 +109,10 @@ async def _update_entries(state: DatasetState, doc: dict, job: DatasetJob) -> No
         )
     else:
         added, replaced = await _upsert(state, doc, report)
-        await _finish(
-            state, doc, DatasetStatus.UPDATE_COMPLETE, f"Added {added} and replaced {replaced} entries"
-        )
+        message = f"Added {added} and replaced {replaced} entries"
+        if report.notes:
+            message += f"; {len(report.notes)} with a note: {report.note_text()}"
+        await _finish(state, doc, DatasetStatus.UPDATE_COMPLETE, message)
     await state.blobs.delete(job.changes_key)
 
 
