@@ -100,6 +100,32 @@ def pattern_png(seed: int, defect: bool = False, size: int = 160) -> bytes:
     return out.getvalue()
 
 
+def pattern_mask(seed: int, size: int = 160, color: tuple[int, int, int] = (255, 0, 0)) -> bytes:
+    """The colour mask of pattern_png(seed, defect=True): `color` on the scratch and the blob, white
+    elsewhere (Ground Truth's background)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)  # the same draws as pattern_png, in the same order
+    rng.integers(0, 4, 2)
+    rng.normal(0, 8, (size, size))
+    y0, x0 = rng.integers(30, size - 50, 2)
+    yy, xx = np.indices((size, size))
+    defect = np.zeros((size, size), bool)
+    for t in range(40):
+        defect[y0 + t // 2, x0 + t] = True
+    defect |= (yy - y0 - 20) ** 2 + (xx - x0 - 10) ** 2 < 36
+    rgb = np.full((size, size, 3), 255, np.uint8)
+    rgb[defect] = color
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="PNG")
+    return out.getvalue()
+
+
+# A segmentation model's dataset: one anomaly class, as Ground Truth writes its colour map.
+SCRATCH_COLOR_MAP = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff", "confidence": 0.0},
+                     "1": {"class-name": "scratch", "hex-color": "#FF0000", "confidence": 0.0}}
+
 # --- models (shared by the model, hosting and inference tests) ---
 
 OUTPUT = {"S3Location": {"Bucket": "loupe-output", "Prefix": "evaluations/"}}
@@ -110,12 +136,21 @@ def code_of(excinfo) -> tuple[str, int]:
     return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
 
 
-def fill(lookout, root, project: str, dataset_type: str, normal: int, anomalous: int, seed: int) -> None:
+def fill(lookout, root, project: str, dataset_type: str, normal: int, anomalous: int, seed: int,
+         masks: bool = False) -> None:
+    """`masks`: the anomalous images carry colour masks (one class, scratch), so a model trained on
+    the datasets is a segmentation model."""
     lines = [json.dumps({"source-ref": put_object(root, "models-bkt", f"{project}/{dataset_type}/n{i}.png",
                                                   pattern_png(seed + i)), "anomaly-label": 0}) for i in range(normal)]
-    lines += [json.dumps({"source-ref": put_object(root, "models-bkt", f"{project}/{dataset_type}/a{i}.png",
-                                                   pattern_png(seed + 500 + i, defect=True)), "anomaly-label": 1})
-              for i in range(anomalous)]
+    for i in range(anomalous):
+        line = {"source-ref": put_object(root, "models-bkt", f"{project}/{dataset_type}/a{i}.png",
+                                         pattern_png(seed + 500 + i, defect=True)), "anomaly-label": 1}
+        if masks:
+            line["anomaly-mask-ref"] = put_object(root, "models-bkt", f"{project}/{dataset_type}/a{i}-mask.png",
+                                                  pattern_mask(seed + 500 + i))
+            line["anomaly-mask-ref-metadata"] = {"internal-color-map": SCRATCH_COLOR_MAP,
+                                                 "type": "groundtruth/semantic-segmentation"}
+        lines.append(json.dumps(line))
     lookout.create_dataset(ProjectName=project, DatasetType=dataset_type)
     lookout.update_dataset_entries(ProjectName=project, DatasetType=dataset_type, Changes="\n".join(lines).encode())
     assert wait_dataset(lookout, project, dataset_type)["Status"] == "UPDATE_COMPLETE"
@@ -138,12 +173,14 @@ def wait_status(lookout, project: str, version: str, wanted: str, timeout: float
     return desc
 
 
-def train_and_host(lookout, root, project: str, *, test_normal: int = 6, test_anomalous: int = 6) -> tuple[dict, dict]:
+def train_and_host(lookout, root, project: str, *, test_normal: int = 6, test_anomalous: int = 6,
+                   segmentation: bool = False) -> tuple[dict, dict]:
     """A project with a pattern-image model version 1, trained and started on one inference unit:
-    (the StartModel response, DescribeModel once HOSTED)."""
+    (the StartModel response, DescribeModel once HOSTED). A classification model, or with
+    `segmentation` one that names its anomaly class (scratch, #FF0000)."""
     lookout.create_project(ProjectName=project)
     fill(lookout, root, project, "train", normal=14, anomalous=0, seed=0)
-    fill(lookout, root, project, "test", normal=test_normal, anomalous=test_anomalous, seed=100)
+    fill(lookout, root, project, "test", normal=test_normal, anomalous=test_anomalous, seed=100, masks=segmentation)
     lookout.create_model(ProjectName=project, OutputConfig=OUTPUT)
     assert wait_model(lookout, project)["Status"] == "TRAINED"
     started = lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)

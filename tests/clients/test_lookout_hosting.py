@@ -22,9 +22,13 @@ from helpers import (
 
 @pytest.fixture(scope="module")
 def hosted(lookout, stack):
-    """A trained model version 1, started on one inference unit."""
+    """A trained segmentation model version 1 (its test images' masks name one class, scratch),
+    started on one inference unit."""
     project = "hosted-model"
-    started, desc = train_and_host(lookout, stack.data_dir / "s3", project)
+    started, desc = train_and_host(lookout, stack.data_dir / "s3", project, segmentation=True)
+    evaluation = signed_request(stack.endpoint_url, "GET", f"/loupe/v1/projects/{project}/models/1/evaluation").json()
+    assert evaluation["data"]["ModelKind"] == "segmentation", evaluation
+    assert [(c["Name"], c["Color"]) for c in evaluation["data"]["AnomalyClasses"]] == [("scratch", "#FF0000")]
     assert started["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert started["Status"] == "STARTING_HOSTING"
     assert desc["MinInferenceUnits"] == 1
@@ -58,7 +62,9 @@ def test_normal_and_defective_images(lookout, hosted):
     for result in defective:
         mask = Image.open(io.BytesIO(result["AnomalyMask"]))
         assert mask.format == "PNG" and mask.size == (160, 160)
+        assert [a["Name"] for a in result["Anomalies"]] == ["background", "scratch"]
         anomaly = result["Anomalies"][1]["PixelAnomaly"]
+        assert anomaly["Color"] == "#FF0000"  # the training dataset's colour map
         red = sum(1 for px in mask.convert("RGB").get_flattened_data() if px == (255, 0, 0))
         assert anomaly["TotalPercentageArea"] == pytest.approx(red / (160 * 160), abs=1e-5)
         assert 0 < anomaly["TotalPercentageArea"] < 0.5

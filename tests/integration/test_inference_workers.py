@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import IngestStream as Stream
-from helpers import ingest_headers, make_client, pattern_png, train_and_host, wait_status
+from helpers import ingest_headers, make_client, pattern_png, signed_request, train_and_host, wait_status
 
 PROJECT = "ingest-model"
 
@@ -58,7 +58,8 @@ def test_every_image_gets_exactly_one_result(stack, hosted):
         normal, defect = stream.outcome(f"normal-{i}"), stream.outcome(f"defect-{i}")
         assert normal["error_code"] == 0 and normal["data"]["DetectAnomalyResult"]["IsAnomalous"] is False
         assert defect["error_code"] == 0 and defect["data"]["DetectAnomalyResult"]["IsAnomalous"] is True
-        assert defect["data"]["DetectAnomalyResult"]["AnomalyMask"]
+        # A classification model (its datasets have no masks): no Anomalies, no AnomalyMask, as in Lookout.
+        assert set(defect["data"]["DetectAnomalyResult"]) == {"Source", "IsAnomalous", "Confidence"}
         assert normal["image_id"] == f"normal-{i}" and normal["project"] == PROJECT
     assert stream.outcome("as-json")["data"]["DetectAnomalyResult"]["IsAnomalous"] is False
     expected = {"corrupt": ("FILE_DECODING_FAILURE", 400), "gif": ("UNSUPPORTED_FILE_TYPES", 415),
@@ -195,3 +196,20 @@ def test_units_follow_the_load_between_min_and_max(stack, lookout, hosted):
     finally:
         lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1)
         stack.stop_worker(extra)
+
+
+def test_a_classification_model_answers_as_lookout_did(stack, lookout, hosted):
+    """The model's datasets have no masks, so it is a classification model: DetectAnomalies answers
+    IsAnomalous and Confidence only, and the result is plain JSON for code that saves it (AWS's
+    helper library's batch_predict json.dumps-es it: a bytes mask made it write nothing)."""
+    for image in (pattern_png(7600), pattern_png(7601, defect=True)):
+        result = lookout.detect_anomalies(ProjectName=PROJECT, ModelVersion="1", Body=image,
+                                          ContentType="image/png")["DetectAnomalyResult"]
+        assert set(result) == {"Source", "IsAnomalous", "Confidence"}, result
+        assert json.loads(json.dumps(result)) == result
+    evaluation = signed_request(stack.endpoint_url, "GET", f"/loupe/v1/projects/{PROJECT}/models/1/evaluation").json()
+    assert evaluation["data"]["ModelKind"] == "classification" and "AnomalyClasses" not in evaluation["data"]
+    # Loupe's native route still offers the mask of a flagged image, beside the Lookout result.
+    native = signed_request(stack.endpoint_url, "POST", f"/loupe/v1/projects/{PROJECT}/models/1/detect",
+                            body=pattern_png(7602, defect=True), headers={"Content-Type": "image/png"}).json()
+    assert native["data"]["DetectAnomalyResult"]["IsAnomalous"] and native["data"]["AnomalyMask"]

@@ -1,7 +1,9 @@
 """The anomaly model format: one owner for what training writes and inference reads.
 
 A model is `model.onnx` (pixels (1, 3, S, S), RGB 0..255 letterboxed by preprocess.to_pixels ->
-anomaly_map (1, 1, S, S)) and `model.json`, the Sidecar below. Everything that turns the map into
+anomaly_map (1, 1, S, S), and for a segmentation model with two or more anomaly classes
+class_scores (h*w, K): each feature patch's cosine similarity to each class's prototype) and
+`model.json`, the Sidecar below. Everything that turns the map into
 a decision lives here, in numpy, and is called by both sides: the image score, the threshold
 rules, the confidence formula and the mask rule. The threshold is never in the graph, so a caller
 can move it per request.
@@ -14,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
+from scipy import ndimage
 
 from .preprocess import RESIZE, Placement
 
@@ -54,6 +57,17 @@ class ModelInput(BaseModel):
         return self.shape[-1]
 
 
+class AnomalyClassSpec(BaseModel):
+    name: str
+    color: str = Field(description='"#rrggbb" as the training dataset\'s colour map writes it')
+
+
+# Sidecars written before models had a kind segmented with this one class; so do segmentation
+# models trained on white-on-black masks without a colour map.
+GENERIC_CLASS = AnomalyClassSpec(name="anomaly", color="#FF0000")
+BACKGROUND_CLASS = AnomalyClassSpec(name="background", color="#FFFFFF")
+
+
 class Sidecar(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -68,6 +82,12 @@ class Sidecar(BaseModel):
     backbone: dict[str, Any] = {}
     onnx_sha256: str = ""
     versions: dict[str, Any] = {}
+    kind: Literal["classification", "segmentation"] = Field(
+        "segmentation", description="as in Lookout: a segmentation model was trained with anomaly masks and "
+        "answers with Anomalies and an AnomalyMask; a classification model answers IsAnomalous and Confidence only")
+    classes: list[AnomalyClassSpec] = Field(
+        default_factory=lambda: [GENERIC_CLASS], description="a segmentation model's anomaly classes, in the "
+        "order of the graph's class_scores columns")
 
 
 # --- image score ---------------------------------------------------------------------------------
@@ -185,3 +205,41 @@ def anomaly_mask(region: np.ndarray, pixel_threshold: float, size: tuple[int, in
         y, x = np.unravel_index(int(region.argmax()), region.shape)
         full[min(int(y * size[1] / region.shape[0]), size[1] - 1), min(int(x * size[0] / region.shape[1]), size[0] - 1)] = True
     return full
+
+
+# --- anomaly classes -----------------------------------------------------------------------------
+
+def class_scores_on_image(class_scores: np.ndarray, grid: tuple[int, int], place: Placement, canvas: int,
+                          size: tuple[int, int]) -> np.ndarray:
+    """(h*w, K) patch class scores -> (height, width, K) on the image's own `size` (width, height):
+    each column resized to the canvas as the anomaly map is, then the image's region resized."""
+    h, w = grid
+    out = []
+    for column in class_scores.reshape(h, w, -1).transpose(2, 0, 1):
+        on_canvas = np.asarray(Image.fromarray(column.astype(np.float32), "F").resize((canvas, canvas),
+                                                                                       Image.Resampling.BILINEAR))
+        out.append(np.asarray(Image.fromarray(place.crop(on_canvas), "F").resize(size, Image.Resampling.BILINEAR)))
+    return np.stack(out, axis=-1)
+
+
+def classify_regions(mask: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    """(height, width) class index per pixel: -1 background, else the anomaly class whose mean score
+    over the pixel's connected flagged region is highest (one defect, one class). `scores`
+    (height, width, K), or None for a single class."""
+    classes = np.full(mask.shape, -1, np.int32)
+    if scores is None or scores.shape[-1] == 1:
+        classes[mask] = 0
+        return classes
+    regions, count = ndimage.label(mask)
+    if count == 0:
+        return classes
+    index = np.arange(1, count + 1)
+    means = np.stack([ndimage.mean(scores[..., k], regions, index) for k in range(scores.shape[-1])], axis=1)
+    chosen = means.argmax(axis=1).astype(np.int32)
+    classes[mask] = chosen[regions[mask] - 1]
+    return classes
+
+
+def hex_rgb(color: str) -> tuple[int, int, int]:
+    value = int(color[1:], 16)
+    return (value >> 16) & 255, (value >> 8) & 255, value & 255

@@ -21,14 +21,18 @@ async def summarize_datasets(state, cmd: SummarizeDatasets) -> Reply:
     return Reply.success({"datasets": datasets})
 
 
+# What training reads of an entry; anomaly_classes and background_colors say how to read a mask.
+EXPORTED = ("source_ref", "label", "blob_key", "mask_key", "width", "height", "anomaly_classes", "background_colors")
+
+
 async def export_entries(state, cmd: ExportEntries) -> Reply:
     await get_dataset(state, cmd.project_name, cmd.dataset_type)
     lines = []
     cursor = state.entries.find(
         {"project_name": cmd.project_name, "dataset_type": cmd.dataset_type.value, "label": {"$in": [0, 1]}},
-        {"source_ref": 1, "label": 1, "blob_key": 1, "mask_key": 1, "width": 1, "height": 1},
+        {k: 1 for k in EXPORTED},
     ).sort("_id", 1)
     async for entry in cursor:
-        lines.append(json.dumps({k: entry.get(k) for k in ("source_ref", "label", "blob_key", "mask_key", "width", "height")}))
+        lines.append(json.dumps({k: entry.get(k) for k in EXPORTED}))
     await state.blobs.put(cmd.export_key, "\n".join(lines).encode())
     return Reply.success({"key": cmd.export_key, "count": len(lines)})

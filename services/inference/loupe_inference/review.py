@@ -70,7 +70,7 @@ class ReviewStarter:
             "imageId": image_id, "contentType": info.content_type, "width": info.width, "height": info.height,
             "prediction": {"IsAnomalous": lookout["IsAnomalous"], "Confidence": lookout["Confidence"],
                            "Score": result["Score"], "Threshold": result["Threshold"],
-                           "TotalPercentageArea": _anomalous_area(lookout)},
+                           "TotalPercentageArea": round(detection.anomalous_fraction, 6)},
             "activationReasons": reasons,
         }
         command = hm.StartHumanLoop(
@@ -99,7 +99,3 @@ class ReviewStarter:
             await self._blobs.put(keys["mask_key"], mask)
         return keys
 
-
-def _anomalous_area(lookout: dict) -> float:
-    return next((a["PixelAnomaly"]["TotalPercentageArea"] for a in lookout.get("Anomalies", [])
-                 if a["Name"] != "background"), 0.0)

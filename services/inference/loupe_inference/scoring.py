@@ -3,6 +3,8 @@ declared content type compared with the bytes, then scored. Runs in a thread."""
 
 from __future__ import annotations
 
+import base64
+
 from loupe_common.images import CONTENT_TYPES, ImageInfo, ImageRejected, Rejection, decode_image
 
 from .runtime import Detection, ModelRuntime
@@ -20,6 +22,9 @@ def detect(runtime: ModelRuntime, data: bytes, *, content_type: str | None, thre
         detection = runtime.detect(image, threshold=threshold, with_mask=with_mask)
         result = {"DetectAnomalyResult": detection.lookout_result(), "Score": round(detection.score, 6),
                   "Threshold": round(detection.threshold, 6)}
+        if detection.kind == "classification" and detection.mask_png is not None:
+            # Lookout's classification models had no mask; Loupe's native route offers one beside.
+            result["AnomalyMask"] = base64.b64encode(detection.mask_png).decode()
         return result, detection, info
     finally:
         image.close()

@@ -198,6 +198,7 @@ class ModelUnit(RequestUnit):
                     result["HumanLoopActivationOutput"] = activation
                 if not with_mask:
                     result["DetectAnomalyResult"].pop("AnomalyMask", None)
+                    result.pop("AnomalyMask", None)
             return Reply.success(result)
         except ImageRejected as exc:
             return Reply.failure(validation(f"The image cannot be used: {exc}"))

@@ -133,10 +133,11 @@ async def _train(state: TrainingState, doc: dict, config: DetectorConfig) -> Non
     result = output.evaluation_result
     summary = {k: result[k] for k in ("ImageAUROC", "PixelAUROC", "F1Score", "Precision", "Recall", "Threshold",
                                       "ThresholdMethod", "PerformanceMethod", "MaskIoU", "MaskIoUImages",
-                                      "ImageScoreRule", "TestImages", "TrainingImages", "Timings")}
+                                      "ImageScoreRule", "TestImages", "TrainingImages", "Timings", "ModelKind")}
+    summary |= {k: result[k] for k in ("ClassAccuracy", "ClassAccuracyImages", "AnomalyClasses") if k in result}
     await state.models.update_one({"_id": key, "status": TRAINING}, {"$set": {
         "status": TRAINED,
-        "status_message": (f"Training completed in {output.timings['total_seconds']:.0f} s: "
+        "status_message": (f"Training completed in {output.timings['total_seconds']:.0f} s: {_kind_text(result)}; "
                            f"{data.describe()}"),
         "performance": {k: round(v, 6) for k, v in output.performance.items()},
         "evaluation_manifest": {"Bucket": bucket, "Key": manifest_key},
@@ -146,3 +147,11 @@ async def _train(state: TrainingState, doc: dict, config: DetectorConfig) -> Non
         "artifacts": {name: f"{prefix}/{name}" for name in
                       ("model.onnx", "model.json", "evaluation-manifest.jsonl", "evaluation-result.json", "report.html")},
     }})
+
+
+def _kind_text(result: dict) -> str:
+    """What DescribeModel's StatusMessage says of the model's kind (Lookout's API has no field for it)."""
+    if result["ModelKind"] == "classification":
+        return "a classification model (no anomaly masks in the datasets)"
+    names = ", ".join(c["Name"] for c in result["AnomalyClasses"])
+    return f"a segmentation model (anomaly classes: {names})"

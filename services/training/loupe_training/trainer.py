@@ -28,7 +28,7 @@ from loupe_models.anomaly_model import Scoring
 from loupe_models.catalogue import model_path
 from loupe_models.preprocess import Placement, decode_pixels
 
-from . import report
+from . import report, segmentation
 from .patchcore import metrics
 from .patchcore.detector import Detector, DetectorConfig
 from .patchcore.export import export
@@ -74,11 +74,17 @@ def _batches(fetch: FetchBlob, entries: list[dict], size: int, batch: int) -> It
 
 
 def _mask(fetch: FetchBlob, entry: dict) -> np.ndarray | None:
-    """The entry's ground-truth mask at its own size: (height, width) bool."""
+    """The entry's ground-truth mask at its own size: (height, width) bool. A mask with a colour
+    map (Ground Truth segmentation) marks the pixels of its anomaly classes' colours; one without
+    is white (anomaly) on black."""
     if not entry.get("mask_key"):
         return None
     with Image.open(io.BytesIO(fetch(entry["mask_key"]))) as mask:
-        return np.asarray(mask.convert("L")) > 127
+        if not entry.get("anomaly_classes"):
+            return np.asarray(mask.convert("L")) > 127
+        rgb = np.asarray(mask.convert("RGB"), dtype=np.uint32)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    return np.isin(packed, [int(c["color"][1:], 16) for c in entry["anomaly_classes"]])
 
 
 def _grid(image: np.ndarray) -> np.ndarray:
@@ -101,12 +107,22 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     detector = Detector(config, extractor)
     progress(f"Extracting features of {len(normals)} normal training images", 0.02)
     detector.fit(_batches(fetch, normals, config.image_size, config.batch_size), len(normals), progress)
+    classes = segmentation.model_classes(train_entries, test_entries)
+    prototypes = None
+    if classes and len(classes) >= 2:
+        masked = [e for e in train_anomalies if e.get("mask_key")]
+        from_test = not masked
+        masked = masked or [e for e in test_entries if e["label"] == 1 and e.get("mask_key")]
+        progress(f"Learning {len(classes)} anomaly classes from {len(masked)} masks", 0.78)
+        prototypes = segmentation.learn(detector.features, fetch, masked, classes, config.image_size,
+                                        extractor.grid, extractor.dim, from_test)
     fitted = time.perf_counter()
     progress(f"Evaluating on {len(test_entries)} test images", 0.8)
     rules = _scoring_rules(config)
     scores: dict[Scoring, list[float]] = {rule: [] for rule in rules}
     labels, pixel_scores, pixel_labels = [], [], []
     segmented: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # defective image -> (map region, true mask)
+    classed: dict[int, tuple[np.ndarray, np.ndarray | None, Placement]] = {}  # -> (true classes, class scores, place)
     worst: dict[Scoring, tuple[list, list]] = {rule: ([], []) for rule in rules}  # min-heaps: normal, defective
     vmin, vmax = np.inf, -np.inf
     for start in range(0, len(test_entries), config.batch_size):
@@ -120,6 +136,11 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
             truth = _mask(fetch, entry)
             if truth is not None and truth.any() and entry["label"] == 1:
                 segmented[len(labels)] = (region, truth)
+                if classes:
+                    scores_k = None if prototypes is None else segmentation.patch_scores(
+                        detector.features(px[None])[0],
+                        prototypes.prototypes(entry["source_ref"] if prototypes.from_test else None))
+                    classed[len(labels)] = (segmentation.class_mask(fetch, entry, classes), scores_k, place)
             if truth is None and entry["label"] == 0:
                 truth = np.zeros((PIXEL_GRID, PIXEL_GRID), bool)
             if truth is not None:
@@ -152,6 +173,12 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     # Mask IoU on the defective images the model flags, with the mask rule inference applies.
     ious = [_iou(anomaly_model.anomaly_mask(region, detector.pixel_threshold, truth.shape[::-1]), truth)
             for i, (region, truth) in segmented.items() if predicted[i]]
+    by_class = segmentation.ClassEvaluation(classes or [])
+    for i, (truth_classes, scores_k, place) in classed.items():
+        if predicted[i]:
+            by_class.add(segmentation.predicted_classes(
+                segmented[i][0], detector.pixel_threshold, scores_k, extractor.grid, place, config.image_size,
+                truth_classes.shape[::-1]), truth_classes)
     lines = [json.dumps({
         "source-ref": entry["source_ref"], "anomaly-label": entry["label"], "prediction": int(flagged),
         "score": round(float(score), 6),
@@ -160,7 +187,10 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
 
     progress("Exporting the model", 0.95)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path, sidecar_path = export(detector, Path(tmp))
+        kind = {"kind": "segmentation" if classes else "classification",
+                "classes": [c.model_dump() for c in classes or []]}
+        onnx_path, sidecar_path = export(detector, Path(tmp), extra=kind,
+                                         prototypes=None if prototypes is None else prototypes.prototypes())
         model_onnx = onnx_path.read_bytes()
         sidecar = json.loads(sidecar_path.read_text())
     finished = time.perf_counter()
@@ -183,7 +213,14 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         "TestImages": {"normal": int((labels_a == 0).sum()), "anomaly": int((labels_a == 1).sum())},
         "TrainingImages": {"normal": len(normals), "anomaly": len(train_anomalies)},
         "Detector": detector.config_dict(), "Stats": detector.stats, "Timings": timings,
+        "ModelKind": kind["kind"],
     }
+    if classes:
+        result |= by_class.result()
+        if prototypes is not None:
+            result["ClassesLearnedFrom"] = ("test dataset masks, judged leave-one-image-out" if prototypes.from_test
+                                            else "training dataset masks")
+            result["ClassesWithoutExamples"] = prototypes.unseen
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
              if k in ("ImageAUROC", "PixelAUROC", "F1Score", "Precision", "Recall", "Threshold", "ThresholdMethod")}
     html_report = report.render(
