@@ -124,7 +124,9 @@ def test_start_and_describe(a2i, flow):
     created = desc["CreationTime"]
     assert created.tzinfo is not None
     assert before - timedelta(seconds=2) <= created <= datetime.now(UTC) + timedelta(seconds=2)
-    assert not {"FailureCode", "FailureReason", "HumanLoopOutput"} & set(desc)
+    assert not {"FailureCode", "FailureReason"} & set(desc)
+    # Where the output will be is known from the start (AWS's samples print it for InProgress loops).
+    assert desc["HumanLoopOutput"]["OutputS3Uri"].endswith(f"/{name}/output.json")
     time.sleep(1.2)  # a plain JSON input has nothing to fail on: it stays InProgress
     assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] == "InProgress"
 
@@ -340,7 +342,7 @@ def test_stop_lifecycle(a2i, flow):
     assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] in ("Stopping", "Stopped")
     a2i.stop_human_loop(HumanLoopName=name)  # again, while (probably) still Stopping
     desc = wait_status(a2i, name, "Stopped", timeout=5)
-    assert not {"FailureCode", "FailureReason", "HumanLoopOutput"} & set(desc)
+    assert not {"FailureCode", "FailureReason"} & set(desc)
     a2i.stop_human_loop(HumanLoopName=name)  # stopping a stopped loop is fine
     assert a2i.describe_human_loop(HumanLoopName=name)["HumanLoopStatus"] == "Stopped"
 
@@ -393,10 +395,8 @@ def test_loop_expires(stack, a2i):
     assert error(a2i.stop_human_loop, HumanLoopName=name)[:2] == ("ValidationException", 400)
 
 
-def test_completed_loop_has_output(stack, a2i):
-    flow = create_flow(stack)
-    ref = put_object(stack.data_dir / "s3", "a2i-inputs", f"{unique()}/part.png", png_bytes(96, 96, seed=7))
-    name = start(a2i, flow, content={"taskObject": ref})
+def review(stack, flow: str, name: str, label: str) -> None:
+    """A new reviewer signs in to the review page, claims the flow's next task (`name`) and answers it."""
     user, password = unique("rev"), "correct horse battery"
     r = signed_request(stack.endpoint_url, "POST", "/loupe/v1/reviewers", headers=JSON,
                        body=json.dumps({"username": user, "password": password}).encode())
@@ -406,9 +406,16 @@ def test_completed_loop_has_output(stack, a2i):
         assert signed_in.status_code == 200, signed_in.text
         claimed = page.post(f"/loupe/review/api/flows/{flow.rsplit('/', 1)[1]}/claim", json={})
         task = claimed.json()["data"]["task"]
-        assert task is not None, "the loop was not offered for review"
-        answered = page.post(f"/loupe/review/api/tasks/{name}/answer", json={"label": "normal"})
+        assert task is not None and task["human_loop_name"] == name, task
+        answered = page.post(f"/loupe/review/api/tasks/{name}/answer", json={"label": label})
         assert answered.status_code == 200, answered.text
+
+
+def test_completed_loop_has_output(stack, a2i):
+    flow = create_flow(stack)
+    ref = put_object(stack.data_dir / "s3", "a2i-inputs", f"{unique()}/part.png", png_bytes(96, 96, seed=7))
+    name = start(a2i, flow, content={"taskObject": ref})
+    review(stack, flow, name, "normal")
     desc = wait_status(a2i, name, "Completed", timeout=5)
     uri = desc["HumanLoopOutput"]["OutputS3Uri"]
     assert uri.startswith("s3://") and uri.endswith(f"/{name}/output.json")
@@ -418,6 +425,26 @@ def test_completed_loop_has_output(stack, a2i):
     assert error(a2i.stop_human_loop, HumanLoopName=name)[:2] == ("ValidationException", 400)
     a2i.delete_human_loop(HumanLoopName=name)
     assert error(a2i.describe_human_loop, HumanLoopName=name)[:2] == ("ResourceNotFoundException", 404)
+
+
+def test_answers_in_the_shape_of_the_aws_template_the_flow_imitates(stack, a2i):
+    """A flow definition that imitates AWS's crowd-image-classifier template: output.json's
+    answerContent is {"crowd-image-classifier": {"label": <category>}}, as AWS's Lookout + A2I
+    notebook reads it; Loupe's own answer is beside it."""
+    flow = create_flow(stack, AnswerFormat="crowd-image-classifier", Categories={"normal": "good", "anomaly": "bad"})
+    ref = put_object(stack.data_dir / "s3", "a2i-inputs", f"{unique()}/part.png", png_bytes(96, 96, seed=8))
+    name = start(a2i, flow, content={"taskObject": ref})
+    review(stack, flow, name, "anomaly")
+    uri = wait_status(a2i, name, "Completed", timeout=5)["HumanLoopOutput"]["OutputS3Uri"]
+    output = json.loads((stack.data_dir / "s3" / uri.removeprefix("s3://")).read_text())
+    [answer] = output["humanAnswers"]
+    assert answer["answerContent"] == {"crowd-image-classifier": {"label": "bad"}}
+    assert answer["loupeAnswerContent"] == {"anomaly": {"label": "anomaly"}}
+    assert output["consolidatedAnswer"]["label"] == "anomaly"
+    bad = signed_request(stack.endpoint_url, "POST", "/loupe/v1/flow-definitions", headers=JSON, body=json.dumps({
+        "FlowDefinitionName": unique("flow"), "HumanLoopConfig": {"TaskTitle": "T", "TaskDescription": "D",
+                                                                   "AnswerFormat": "crowd-bounding-box"}}).encode())
+    assert bad.status_code == 400 and "answerformat" in bad.text.lower() and "crowd-image-classifier" in bad.text, bad.text
 
 
 # --- ListHumanLoops ------------------------------------------------------------------------------------

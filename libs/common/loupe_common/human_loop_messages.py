@@ -154,6 +154,15 @@ class LoopConfig(BaseModel):
     TaskTimeLimitInSeconds: int = Field(300, ge=MIN_TASK_TIME_LIMIT, le=MAX_TASK_TIME_LIMIT)
     TaskUi: Literal["anomaly-classification"] = "anomaly-classification"
     DefectBrush: bool = Field(False, description="Reviewers may paint the defect region")
+    AnswerFormat: Literal["loupe", "crowd-image-classifier", "crowd-semantic-segmentation"] = Field(
+        "loupe", description="The shape of output.json's humanAnswers[].answerContent: Loupe's own "
+        "({\"anomaly\": {\"label\", \"maskS3Uri\"}}), or that of the AWS standard worker task template this flow "
+        "imitates, so code written for A2I reads the answers unchanged (Loupe's own shape is then beside it, "
+        "as loupeAnswerContent)")
+    Categories: dict[Literal["normal", "anomaly"], Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        default_factory=lambda: {"normal": "normal", "anomaly": "anomaly"},
+        description="crowd-image-classifier: the category name each answer is written as; "
+        "crowd-semantic-segmentation: the anomaly's label name")
 
 
 class OutputLocation(BaseModel):

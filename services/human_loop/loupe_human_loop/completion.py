@@ -6,6 +6,7 @@ that step until it is done or visibly failed)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 import json
@@ -92,24 +93,49 @@ async def complete_answered(state: HumanLoopState) -> None:
         await complete(state, loop)
 
 
+def imitated(config: dict[str, Any], content: dict[str, Any], mask: bytes | None,
+             size: tuple[int | None, int | None]) -> dict[str, Any]:
+    """An answer in the shape of the AWS worker task template the flow definition imitates
+    (LoopConfig.AnswerFormat), from Loupe's own {"anomaly": {"label", ...}}."""
+    label = content["anomaly"]["label"]
+    name = config.get("Categories", {}).get(label, label)
+    if config.get("AnswerFormat") == "crowd-image-classifier":
+        return {"crowd-image-classifier": {"label": name}}
+    # crowd-semantic-segmentation: the painted mask as labeledImage, its red as the anomaly's label.
+    segmentation: dict[str, Any] = {"inputImageProperties": {"width": size[0], "height": size[1]},
+                                    "labelMappings": {}}
+    if mask is not None:
+        segmentation["labelMappings"] = {name: {"color": "#ff0000"}}
+        segmentation["labeledImage"] = {"pngImageData": base64.b64encode(mask).decode()}
+    return {"crowd-semantic-segmentation": segmentation}
+
+
 async def _output(state: HumanLoopState, loop: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     folder = loop["output_s3_uri"].rsplit("/", 1)[0]
+    flow = await state.flows.find_one({"_id": loop["flow_name"]})
+    config = flow["spec"]["HumanLoopConfig"] if flow else {}
     answers, drawn = [], []
     for answer in loop["answers"]:
         content = json.loads(json.dumps(answer["answerContent"]))
         mask_key = content["anomaly"].pop("maskKey", None)
+        data = None
         if mask_key:
             data = await state.blobs.get(mask_key)
             uri = f"{folder}/answers/{answer['workerId']}-mask.png"
             await _write(state, uri, data)
             content["anomaly"]["maskS3Uri"] = uri
             drawn.append((content["anomaly"]["label"], data))
-        answers.append({"answerContent": content, "acceptanceTime": iso(answer["acceptanceTime"]),
+        shaped = {"answerContent": content}
+        if config.get("AnswerFormat", "loupe") != "loupe":
+            shaped = {"answerContent": imitated(config, content, data, (loop["task"].get("width"),
+                                                                         loop["task"].get("height"))),
+                      "loupeAnswerContent": content}
+        answers.append({**shaped, "acceptanceTime": iso(answer["acceptanceTime"]),
                         "submissionTime": iso(answer["submissionTime"]),
                         "timeSpentInSeconds": answer["timeSpentInSeconds"], "workerId": answer["workerId"],
                         "workerMetadata": {"identityData": {"identityProviderType": "Loupe",
                                                             "sub": answer["workerId"]}}})
-    consolidated = consolidate([a["answerContent"]["anomaly"]["label"] for a in answers])
+    consolidated = consolidate([a.get("loupeAnswerContent", a["answerContent"])["anomaly"]["label"] for a in answers])
     masks = [data for label, data in drawn if label == consolidated["label"] == "anomaly"]
     if masks:
         merged = await asyncio.to_thread(merge_masks, masks)

@@ -208,7 +208,9 @@ def describe_body(loop: dict[str, Any]) -> dict[str, Any]:
     if loop["status"] == m.FAILED:
         body["FailureCode"] = loop.get("failure_code") or "InternalError"
         body["FailureReason"] = loop.get("failure_reason") or ""
-    if loop["status"] == m.COMPLETED:
+    if loop["status"] != m.FAILED and loop.get("output_s3_uri"):
+        # Known from the start, as in A2I: AWS's samples print it while the loop is InProgress.
+        # The file is there once the loop is Completed; a failed loop never writes one.
         body["HumanLoopOutput"] = {"OutputS3Uri": loop["output_s3_uri"]}
     return body
 
