@@ -158,3 +158,20 @@ def test_output_location_and_timestamps_follow_a2i():
     created = datetime(2026, 11, 21, 9, 5, 7, 123456, tzinfo=UTC)
     assert output_uri(flow, "loop-1", created) == "s3://reviews/out/line-7/2026/11/21/09/05/07/loop-1/output.json"
     assert iso(created) == "2026-11-21T09:05:07.123Z"
+
+
+def test_answers_in_the_shapes_of_aws_task_templates():
+    import base64
+
+    from loupe_human_loop.completion import imitated
+
+    content = {"anomaly": {"label": "anomaly", "maskS3Uri": "s3://b/m.png"}}
+    categories = {"AnswerFormat": "crowd-image-classifier", "Categories": {"normal": "good", "anomaly": "bad"}}
+    assert imitated(categories, content, None, (96, 64)) == {"crowd-image-classifier": {"label": "bad"}}
+    painted = imitated({"AnswerFormat": "crowd-semantic-segmentation"}, content, b"\x89PNG...", (96, 64))
+    assert painted == {"crowd-semantic-segmentation": {
+        "inputImageProperties": {"width": 96, "height": 64}, "labelMappings": {"anomaly": {"color": "#ff0000"}},
+        "labeledImage": {"pngImageData": base64.b64encode(b"\x89PNG...").decode()}}}
+    normal = imitated({"AnswerFormat": "crowd-semantic-segmentation"}, {"anomaly": {"label": "normal"}}, None, (96, 64))
+    assert normal == {"crowd-semantic-segmentation": {"inputImageProperties": {"width": 96, "height": 64},
+                                                      "labelMappings": {}}}
