@@ -124,18 +124,31 @@ def test_the_graphs_class_scores_equal_numpy(segmentation):
     pixels, _ = __import__("loupe_models.preprocess", fromlist=["x"]).decode_pixels(defect_png(900, "scratch")[0], 128)
     graph = runtime.session.run(["class_scores"], {"pixels": pixels[None]})[0]
     assert graph.shape[1] == 2 and np.abs(graph).max() <= 1 + 1e-4
-    # Rebuild the numpy side from the graph's own prototypes.
+    # Rebuild the numpy side from the graph's own exemplars.
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load_from_string(output.model_onnx)
-    prototypes = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "prototypesT")).T
+    flat = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "exemplarsT")).T
+    exemplars = flat.reshape(2, -1, flat.shape[1])
     from loupe_models.catalogue import model_path
     from loupe_training.patchcore.features import FeatureExtractor
 
     config = DetectorConfig(image_size=128)
     features = FeatureExtractor(str(model_path(config.backbone)), config.taps, 128)(pixels[None])[0]
-    assert np.abs(graph - patch_scores(features, prototypes)).max() < 1e-4
+    assert np.abs(graph - patch_scores(features, exemplars)).max() < 1e-4
+
+
+def test_a_region_takes_the_class_of_its_hottest_pixels():
+    mask = np.zeros((20, 20), bool)
+    mask[2:8, 2:8] = True  # 36 pixels: the hottest tenth is the 2 x 2 block below
+    scores = np.zeros((20, 20, 2), np.float32)
+    scores[..., 0] = 0.6  # most of the region looks like class 0 ...
+    scores[5:7, 5:7, 1] = 0.9  # ... its hottest pixels like class 1
+    heat = np.linspace(0, 0.5, 400, dtype=np.float32).reshape(20, 20)
+    heat[5:7, 5:7] = 1.0
+    assert set(anomaly_model.classify_regions(mask, scores)[mask]) == {0}
+    assert set(anomaly_model.classify_regions(mask, scores, heat)[mask]) == {1}
 
 
 def test_regions_take_one_class_each():

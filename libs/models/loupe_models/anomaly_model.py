@@ -2,7 +2,7 @@
 
 A model is `model.onnx` (pixels (1, 3, S, S), RGB 0..255 letterboxed by preprocess.to_pixels ->
 anomaly_map (1, 1, S, S), and for a segmentation model with two or more anomaly classes
-class_scores (h*w, K): each feature patch's cosine similarity to each class's prototype) and
+class_scores (h*w, K): each feature patch's cosine similarity to its nearest exemplar of each class) and
 `model.json`, the Sidecar below. Everything that turns the map into
 a decision lives here, in numpy, and is called by both sides: the image score, the threshold
 rules, the confidence formula and the mask rule. The threshold is never in the graph, so a caller
@@ -195,12 +195,19 @@ def mask_level(region: np.ndarray, pixel_threshold: float) -> float:
     return min(pixel_threshold, median + RELATIVE_MASK_LEVEL * (peak - median))
 
 
-def anomaly_mask(region: np.ndarray, pixel_threshold: float, size: tuple[int, int]) -> np.ndarray:
+def map_on_image(region: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The map's image region resized to the image's own `size` (width, height)."""
+    return np.asarray(Image.fromarray(region.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR))
+
+
+def anomaly_mask(region: np.ndarray, pixel_threshold: float, size: tuple[int, int],
+                 on_image: np.ndarray | None = None) -> np.ndarray:
     """A flagged image's (height, width) bool mask at the image's own `size` (width, height). The
-    map region is resized before the mask rule, so the mask follows the map's contours rather than
-    blocky canvas pixels; never empty (a one-pixel peak lost in resizing keeps its place)."""
+    map region is resized before the mask rule (`on_image`: already resized), so the mask follows
+    the map's contours rather than blocky canvas pixels; never empty (a one-pixel peak lost in
+    resizing keeps its place)."""
     level = mask_level(region, pixel_threshold)
-    full = np.asarray(Image.fromarray(region.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR)) >= level
+    full = (map_on_image(region, size) if on_image is None else on_image) >= level
     if not full.any():
         y, x = np.unravel_index(int(region.argmax()), region.shape)
         full[min(int(y * size[1] / region.shape[0]), size[1] - 1), min(int(x * size[0] / region.shape[1]), size[0] - 1)] = True
@@ -222,21 +229,27 @@ def class_scores_on_image(class_scores: np.ndarray, grid: tuple[int, int], place
     return np.stack(out, axis=-1)
 
 
-def classify_regions(mask: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
-    """(height, width) class index per pixel: -1 background, else the anomaly class whose mean score
-    over the pixel's connected flagged region is highest (one defect, one class). `scores`
-    (height, width, K), or None for a single class."""
+HOTTEST_SHARE = 0.1  # a region's class is read from its hottest pixels: the rest is often not the defect
+
+
+def classify_regions(mask: np.ndarray, scores: np.ndarray | None, heat: np.ndarray | None = None) -> np.ndarray:
+    """(height, width) class index per pixel: -1 background, else one anomaly class per connected
+    flagged region: the class whose mean score over the region's hottest pixels (the top
+    HOTTEST_SHARE of `heat`, the anomaly map on the image; all of them without it) is highest.
+    `scores` (height, width, K), or None for a single class. Measured on MTD (five defect kinds):
+    the hottest tenth 0.61 of flagged defective tiles right, the whole region 0.43."""
     classes = np.full(mask.shape, -1, np.int32)
     if scores is None or scores.shape[-1] == 1:
         classes[mask] = 0
         return classes
     regions, count = ndimage.label(mask)
-    if count == 0:
-        return classes
-    index = np.arange(1, count + 1)
-    means = np.stack([ndimage.mean(scores[..., k], regions, index) for k in range(scores.shape[-1])], axis=1)
-    chosen = means.argmax(axis=1).astype(np.int32)
-    classes[mask] = chosen[regions[mask] - 1]
+    for index, where in enumerate(ndimage.find_objects(regions), start=1):
+        inside = regions[where] == index
+        values = scores[where][inside]
+        if heat is not None and len(values) > 1:
+            hot = heat[where][inside]
+            values = values[hot >= np.quantile(hot, 1 - HOTTEST_SHARE)]
+        classes[where][inside] = int(values.mean(axis=0).argmax())
     return classes
 
 

@@ -98,13 +98,14 @@ class ModelRuntime:
         fraction = 0.0
         found: list[tuple[AnomalyClassSpec, float]] = []
         if is_anomalous:
-            full = anomaly_model.anomaly_mask(region, pixel_t, image.size)
+            heat = anomaly_model.map_on_image(region, image.size)
+            full = anomaly_model.anomaly_mask(region, pixel_t, image.size, heat)
             fraction = float(full.mean())
             scores = None
             if "class_scores" in outputs and self.kind == "segmentation":
                 scores = anomaly_model.class_scores_on_image(outputs["class_scores"], tuple(self.sidecar.stats["grid"]),
                                                              place, self.size, image.size)
-            classes = anomaly_model.classify_regions(full, scores)
+            classes = anomaly_model.classify_regions(full, scores, heat)
             shares = np.bincount(classes[full], minlength=len(self.classes)) / full.size
             found = [(spec, float(share)) for spec, share in zip(self.classes, shares, strict=True) if share > 0]
             if with_mask:

@@ -108,14 +108,14 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     progress(f"Extracting features of {len(normals)} normal training images", 0.02)
     detector.fit(_batches(fetch, normals, config.image_size, config.batch_size), len(normals), progress)
     classes = segmentation.model_classes(train_entries, test_entries)
-    prototypes = None
+    exemplars = None
     if classes and len(classes) >= 2:
         masked = [e for e in train_anomalies if e.get("mask_key")]
         from_test = not masked
         masked = masked or [e for e in test_entries if e["label"] == 1 and e.get("mask_key")]
         progress(f"Learning {len(classes)} anomaly classes from {len(masked)} masks", 0.78)
-        prototypes = segmentation.learn(detector.features, fetch, masked, classes, config.image_size,
-                                        extractor.grid, extractor.dim, from_test)
+        exemplars = segmentation.learn(detector.features, fetch, masked, classes, config.image_size,
+                                       extractor.grid, extractor.dim, from_test)
     fitted = time.perf_counter()
     progress(f"Evaluating on {len(test_entries)} test images", 0.8)
     rules = _scoring_rules(config)
@@ -137,9 +137,9 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
             if truth is not None and truth.any() and entry["label"] == 1:
                 segmented[len(labels)] = (region, truth)
                 if classes:
-                    scores_k = None if prototypes is None else segmentation.patch_scores(
+                    scores_k = None if exemplars is None else segmentation.patch_scores(
                         detector.features(px[None])[0],
-                        prototypes.prototypes(entry["source_ref"] if prototypes.from_test else None))
+                        exemplars.exemplars(entry["source_ref"] if exemplars.from_test else None))
                     classed[len(labels)] = (segmentation.class_mask(fetch, entry, classes), scores_k, place)
             if truth is None and entry["label"] == 0:
                 truth = np.zeros((PIXEL_GRID, PIXEL_GRID), bool)
@@ -190,7 +190,7 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         kind = {"kind": "segmentation" if classes else "classification",
                 "classes": [c.model_dump() for c in classes or []]}
         onnx_path, sidecar_path = export(detector, Path(tmp), extra=kind,
-                                         prototypes=None if prototypes is None else prototypes.prototypes())
+                                         exemplars=None if exemplars is None else exemplars.exemplars())
         model_onnx = onnx_path.read_bytes()
         sidecar = json.loads(sidecar_path.read_text())
     finished = time.perf_counter()
@@ -217,10 +217,10 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     }
     if classes:
         result |= by_class.result()
-        if prototypes is not None:
-            result["ClassesLearnedFrom"] = ("test dataset masks, judged leave-one-image-out" if prototypes.from_test
+        if exemplars is not None:
+            result["ClassesLearnedFrom"] = ("test dataset masks, judged leave-one-image-out" if exemplars.from_test
                                             else "training dataset masks")
-            result["ClassesWithoutExamples"] = prototypes.unseen
+            result["ClassesWithoutExamples"] = exemplars.unseen
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
              if k in ("ImageAUROC", "PixelAUROC", "F1Score", "Precision", "Recall", "Threshold", "ThresholdMethod")}
     html_report = report.render(

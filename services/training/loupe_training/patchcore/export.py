@@ -44,9 +44,9 @@ def _preprocess_graph(size: int) -> onnx.ModelProto:
 
 
 def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]],
-                prototypes: np.ndarray | None = None) -> onnx.ModelProto:
-    """The PatchCore head; with `prototypes` (K, C), unit rows, also class_scores (h*w, K): each
-    patch's cosine similarity to each anomaly class."""
+                exemplars: np.ndarray | None = None) -> onnx.ModelProto:
+    """The PatchCore head; with `exemplars` (K, M, C), unit rows, also class_scores (h*w, K): each
+    patch's cosine similarity to its nearest exemplar of each anomaly class."""
     scorer = detector.scorer
     assert scorer is not None
     taps = detector.extractor.taps
@@ -106,22 +106,26 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]],
     outputs = [
         helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, [1, 1, scorer.image_size, scorer.image_size]),
     ]
-    if prototypes is not None:
-        inits += [_const("prototypesT", prototypes.T.astype(np.float32).copy()),
+    if exemplars is not None:
+        k, m, c = exemplars.shape
+        inits += [_const("exemplarsT", exemplars.reshape(k * m, c).T.astype(np.float32).copy()),
+                  _const("class_dot_shape", np.array([h * w, k, m], np.int64)),
                   _const("tiny", np.array(1e-12, np.float32))]
         nodes += [
-            helper.make_node("MatMul", ["q", "prototypesT"], ["class_dot"]),
+            helper.make_node("MatMul", ["q", "exemplarsT"], ["exemplar_dot"]),
+            helper.make_node("Reshape", ["exemplar_dot", "class_dot_shape"], ["class_dot_all"]),
+            helper.make_node("ReduceMax", ["class_dot_all"], ["class_dot"], axes=[2], keepdims=0),
             helper.make_node("Max", ["q_norms", "tiny"], ["q_norms_safe"]),
             helper.make_node("Sqrt", ["q_norms_safe"], ["q_len"]),
             helper.make_node("Unsqueeze", ["q_len", "one_axis"], ["q_len_col"]),
             helper.make_node("Div", ["class_dot", "q_len_col"], ["class_scores"]),
         ]
-        outputs.append(helper.make_tensor_value_info("class_scores", TensorProto.FLOAT, [h * w, len(prototypes)]))
+        outputs.append(helper.make_tensor_value_info("class_scores", TensorProto.FLOAT, [h * w, k]))
     graph = helper.make_graph(nodes, "patchcore_head", inputs, outputs, initializer=inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
-def build_graph(detector: Detector, prototypes: np.ndarray | None = None) -> onnx.ModelProto:
+def build_graph(detector: Detector, exemplars: np.ndarray | None = None) -> onnx.ModelProto:
     size = detector.config.image_size
     backbone = onnx.load(detector.extractor.backbone_path)
     tap_shapes = {}
@@ -137,7 +141,7 @@ def build_graph(detector: Detector, prototypes: np.ndarray | None = None) -> onn
         del model.opset_import[:]
         model.opset_import.extend([helper.make_opsetid("", OPSET)])
     merged = compose.merge_models(pre, backbone, io_map=[("image", "image")], prefix2="backbone_")
-    head = _head_graph(detector, tap_shapes, prototypes)
+    head = _head_graph(detector, tap_shapes, exemplars)
     head.ir_version = merged.ir_version
     model = compose.merge_models(
         merged, head, io_map=[(f"backbone_{t}", t) for t in detector.extractor.taps]
@@ -148,12 +152,12 @@ def build_graph(detector: Detector, prototypes: np.ndarray | None = None) -> onn
 
 
 def export(detector: Detector, directory: Path, *, extra: dict | None = None,
-           prototypes: np.ndarray | None = None) -> tuple[Path, Path]:
-    """Write model.onnx and model.json (the sidecar) into directory. `prototypes`: a segmentation
-    model's anomaly class prototypes (two or more), in the order of the sidecar's classes."""
+           exemplars: np.ndarray | None = None) -> tuple[Path, Path]:
+    """Write model.onnx and model.json (the sidecar) into directory. `exemplars`: a segmentation
+    model's anomaly class exemplars (two or more classes), in the order of the sidecar's classes."""
     assert detector.scorer is not None and detector.calibration is not None
     directory.mkdir(parents=True, exist_ok=True)
-    model = build_graph(detector, prototypes)
+    model = build_graph(detector, exemplars)
     onnx_path = directory / "model.onnx"
     onnx.save(model, str(onnx_path))
     data = onnx_path.read_bytes()
