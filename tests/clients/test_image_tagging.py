@@ -127,6 +127,12 @@ def png_of(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
+def jpeg_of(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise((width, height), 60).convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("body, expected", [
     (b"{not json", "AIS.0014"),
     ({"image": "aGVsbG8=", "colour": "red"}, "AIS.0012"),
@@ -138,6 +144,8 @@ def png_of(width: int, height: int) -> bytes:
     ({"image": b64(png_of(15, 200))}, "AIS.0504"),
     ({"image": b64(png_of(4097, 20))}, "AIS.0504"),
     ({"image": b64(png_of(300, 300)[:200])}, "AIS.0503"),
+    ({"image": b64(jpeg_of(300, 300)[:12])}, "AIS.0503"),  # a JPEG cut inside its header: damaged
+    ({"image": b64(jpeg_of(300, 300)[:2000])}, "AIS.0503"),  # a valid header, the data cut short
     ({"url": "ftp://example.com/a.jpg"}, "ModelArts.4601"),
     ({"url": "http://127.0.0.1:1/a.jpg"}, "ModelArts.4601"),
     ({"url": "http://169.254.169.254/latest/meta-data/"}, "ModelArts.4601"),

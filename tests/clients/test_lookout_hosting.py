@@ -176,6 +176,23 @@ def test_native_route_threshold_and_mask(stack, hosted):
     assert wrong.json()["error_detail"]["code"] == "UNSUPPORTED_FILE_TYPES"
 
 
+def test_native_route_names_each_failure_by_its_own_code(stack, hosted):
+    """Each failure keeps its own AILabTools code on the native route (the Lookout route answers
+    ValidationException / ConflictException for them, as AWS did)."""
+    path = f"/loupe/v1/projects/{hosted}/models/1/detect"
+
+    def code(body: bytes, version: str = "1") -> tuple[str, int]:
+        r = signed_request(stack.endpoint_url, "POST", path.replace("/models/1/", f"/models/{version}/"), body=body,
+                           headers={"Content-Type": "image/png"})
+        return r.json()["error_detail"]["code"], r.status_code
+
+    assert code(png_bytes(32, 32)) == ("ERROR_LOW_RESOLUTION", 422)
+    assert code(png_bytes(64, 4097)) == ("ERROR_HIGH_RESOLUTION", 422)
+    assert code(pattern_png(9003)[:300]) == ("FILE_DECODING_FAILURE", 400)
+    assert code(b"GIF89a" + b"\0" * 100) == ("UNSUPPORTED_FILE_TYPES", 415)
+    assert code(pattern_png(9004), version="7") == ("ERROR_RESOURCE_NOT_FOUND", 404)
+
+
 def test_start_errors(lookout, hosted, stack):
     with pytest.raises(ClientError) as excinfo:  # already hosted with these units
         lookout.start_model(ProjectName=hosted, ModelVersion="1", MinInferenceUnits=1)
@@ -216,6 +233,10 @@ def test_start_while_training_and_stop_when_not_hosted(lookout, stack):
     with pytest.raises(ClientError) as excinfo:  # trained but not hosted
         detect(lookout, project, pattern_png(1))
     assert code_of(excinfo) == ("ConflictException", 409)
+    native = signed_request(stack.endpoint_url, "POST", f"/loupe/v1/projects/{project}/models/1/detect",
+                            body=pattern_png(1), headers={"Content-Type": "image/png"})
+    # On the native route, not hosted reads as on the ingest path.
+    assert (native.status_code, native.json()["error_detail"]["code"]) == (404, "ERROR_RESOURCE_NOT_FOUND")
     # An unreadable artifact: hosting fails with the reason, and the version can be deleted.
     (stack.data_dir / "blobs" / "models" / project / "1" / "model.onnx").write_bytes(b"not a model")
     lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)

@@ -6,7 +6,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ErrorCode(StrEnum):
@@ -51,6 +51,8 @@ class ServiceError(BaseModel):
     resource_type: ResourceType | None = None
     quota_code: str | None = None
     service_code: str = "lookoutvision"
+    ailab_code: str | None = Field(None, description="What this failure is called on a Loupe-native route, when "
+                                   "it is more precise than AILAB_FOR_AWS[code] (an image too large, too small, ...)")
 
 
 class LoupeError(Exception):
@@ -63,6 +65,7 @@ class LoupeError(Exception):
         resource_type: ResourceType | None = None,
         quota_code: str | None = None,
         service_code: str = "lookoutvision",
+        ailab_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.error = ServiceError(
@@ -72,6 +75,7 @@ class LoupeError(Exception):
             resource_type=resource_type,
             quota_code=quota_code,
             service_code=service_code,
+            ailab_code=ailab_code,
         )
 
     @classmethod
@@ -83,6 +87,7 @@ class LoupeError(Exception):
             resource_type=err.resource_type,
             quota_code=err.quota_code,
             service_code=err.service_code,
+            ailab_code=err.ailab_code,
         )
 
     @property
@@ -90,8 +95,8 @@ class LoupeError(Exception):
         return HTTP_STATUS[self.error.code]
 
 
-def validation(message: str) -> LoupeError:
-    return LoupeError(ErrorCode.VALIDATION, message)
+def validation(message: str, *, ailab_code: str | None = None) -> LoupeError:
+    return LoupeError(ErrorCode.VALIDATION, message, ailab_code=ailab_code)
 
 
 def not_found(resource_type: ResourceType, resource_id: str, message: str) -> LoupeError:

@@ -24,7 +24,7 @@ from loupe_common.hosting_messages import (
     H_THRESHOLD,
     HostedModel,
 )
-from loupe_common.images import ImageRejected
+from loupe_common.images import AILAB_CODES_FOR, ImageRejected
 from loupe_common.kafka import GroupJoin, watch_consumer
 from loupe_common.messages import Reply
 from loupe_common.settings import Settings
@@ -201,7 +201,8 @@ class ModelUnit(RequestUnit):
                     result.pop("AnomalyMask", None)
             return Reply.success(result)
         except ImageRejected as exc:
-            return Reply.failure(validation(f"The image cannot be used: {exc}"))
+            return Reply.failure(validation(f"The image cannot be used: {exc}",
+                                            ailab_code=AILAB_CODES_FOR[exc.reason]))
         except BlobNotFound:
             return Reply.failure(LoupeError(ErrorCode.INTERNAL, "The image was lost in transit; send it again"))
         except Exception:

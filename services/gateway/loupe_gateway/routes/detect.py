@@ -18,7 +18,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
 
-from loupe_common.errors import AILAB_FOR_AWS, AilabError, ErrorCode, LoupeError, ailab_envelope, validation
+from loupe_common.errors import (
+    AILAB_FOR_AWS,
+    AilabError,
+    ErrorCode,
+    LoupeError,
+    ResourceType,
+    ailab_envelope,
+    validation,
+)
 from loupe_common.hosting_messages import (
     H_CONTENT_TYPE,
     H_MASK,
@@ -26,7 +34,16 @@ from loupe_common.hosting_messages import (
     H_THRESHOLD,
     ResolveDeployment,
 )
-from loupe_common.images import CONTENT_TYPES, MAX_IMAGE_BYTES, MAX_SIDE, ImageRejected, check_sides, sniff_format
+from loupe_common.images import (
+    AILAB_CODES_FOR,
+    CONTENT_TYPES,
+    MAX_IMAGE_BYTES,
+    MAX_SIDE,
+    ImageRejected,
+    Rejection,
+    check_sides,
+    sniff_format,
+)
 
 from ..auth import signed_body
 from ..context import Gateway, GatewayDep, RequestId, send_image
@@ -46,31 +63,37 @@ def check_image(content_type: str | None, body: bytes) -> str:
     """The declared type, after the checks that need only the bytes' header."""
     declared = (content_type or "").split(";")[0].strip().lower()
     if not declared:
-        raise validation("Content-Type is required: image/png or image/jpeg")
+        raise validation("Content-Type is required: image/png or image/jpeg", ailab_code="UNSUPPORTED_FILE_TYPES")
     if declared not in IMAGE_TYPES:
-        raise validation(f"Content-Type '{declared[:255]}' is not supported: use image/png or image/jpeg")
+        raise validation(f"Content-Type '{declared[:255]}' is not supported: use image/png or image/jpeg",
+                         ailab_code="UNSUPPORTED_FILE_TYPES")
     if not body:
         raise validation("The request body is empty: send the image bytes")
     if len(body) > MAX_IMAGE_BYTES:
-        raise validation(f"The image is {len(body)} bytes; the limit is {MAX_IMAGE_BYTES} bytes")
+        raise validation(f"The image is {len(body)} bytes; the limit is {MAX_IMAGE_BYTES} bytes",
+                         ailab_code=AILAB_CODES_FOR[Rejection.TOO_LARGE_FILE])
     fmt = sniff_format(body)
     if fmt is None:
-        raise validation(f"The body is not a PNG or JPEG image (Content-Type says {declared})")
+        raise validation(f"The body is not a PNG or JPEG image (Content-Type says {declared})",
+                         ailab_code=AILAB_CODES_FOR[Rejection.UNSUPPORTED_TYPE])
     if CONTENT_TYPES[fmt] != declared:
-        raise validation(f"Content-Type is {declared} but the body is a {fmt} image")
+        raise validation(f"Content-Type is {declared} but the body is a {fmt} image",
+                         ailab_code=AILAB_CODES_FOR[Rejection.UNSUPPORTED_TYPE])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(body), formats=[fmt]) as img:  # header only: nothing decoded
                 width, height = img.size
     except Image.DecompressionBombError:
-        raise validation(f"The image has too many pixels; the maximum is {MAX_SIDE}x{MAX_SIDE}") from None
+        raise validation(f"The image has too many pixels; the maximum is {MAX_SIDE}x{MAX_SIDE}",
+                         ailab_code=AILAB_CODES_FOR[Rejection.TOO_LARGE]) from None
     except Exception as exc:  # noqa: BLE001 - a damaged header
-        raise validation(f"The image could not be decoded ({exc})") from None
+        raise validation(f"The image could not be decoded ({exc})",
+                         ailab_code=AILAB_CODES_FOR[Rejection.CORRUPT]) from None
     try:
         check_sides(width, height)
     except ImageRejected as exc:
-        raise validation(f"The {exc}") from None
+        raise validation(f"The {exc}", ailab_code=AILAB_CODES_FOR[exc.reason]) from None
     return declared
 
 
@@ -89,7 +112,8 @@ async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, c
         reply = await send_image(gw, topic, body, headers, timeout=gw.settings.detect_timeout_seconds, kind="detect")
     except LoupeError:
         raise LoupeError(ErrorCode.INTERNAL, f"No inference unit answered within "
-                         f"{gw.settings.detect_timeout_seconds:.0f} s; try again") from None
+                         f"{gw.settings.detect_timeout_seconds:.0f} s; try again",
+                         ailab_code="AI_SERVICE_TIMEOUT") from None
     roundtrip = (time.perf_counter() - started) * 1000
     timing = f"roundtrip;dur={roundtrip:.2f}" + (f", inference;dur={reply.elapsed_ms:.2f}" if reply.elapsed_ms else "")
     return reply.unwrap(), {"server-timing": timing}
@@ -143,9 +167,9 @@ async def detect_native(gw: GatewayDep, rid: RequestId, request: Request, projec
         result, headers = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"),
                                        body, threshold=threshold, with_mask=with_mask)
     except LoupeError as err:
-        code = AILAB_FOR_AWS[err.error.code]
-        if err.error.code is ErrorCode.VALIDATION and "Content-Type" in err.error.message:
-            code = "UNSUPPORTED_FILE_TYPES"
+        code = err.error.ailab_code or AILAB_FOR_AWS[err.error.code]
+        if err.error.code is ErrorCode.CONFLICT and err.error.resource_type is ResourceType.MODEL:
+            code = "ERROR_RESOURCE_NOT_FOUND"  # not hosted: as the ingest path says it
         raise AilabError(code, err.error.message) from None
     status, envelope = ailab_envelope(request_id=rid, data=result)
     return JSONResponse(envelope, status_code=status, headers=headers)

@@ -55,6 +55,7 @@ from ..huawei_auth import (
     verify_token,
 )
 
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")  # how JPG, PNG and BMP files begin
 # 10 MB of image as base64 inside JSON, plus room for the other fields.
 BODY_LIMIT = MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
 FIELDS = {"image", "url", "language", "limit", "threshold"}
@@ -172,6 +173,8 @@ def check_image(data: bytes) -> None:
     except Image.DecompressionBombError:
         raise huawei_error("AIS.0504", f"The image has too many pixels (wide side at most {MAX_WIDE_SIDE})") from None
     except Exception:  # noqa: BLE001 - not an image Pillow can even identify
+        if data.startswith(MAGIC):  # a JPG, PNG or BMP cut short before its size: damaged, not foreign
+            raise huawei_error("AIS.0503", "The image is damaged: its header is incomplete") from None
         raise huawei_error("AIS.0502", "The image format is not supported: send JPG, PNG or BMP") from None
     if fmt not in FORMATS:
         raise huawei_error("AIS.0502", f"The image format {fmt} is not supported: send JPG, PNG or BMP")
