@@ -25,6 +25,7 @@ from PIL import Image  # noqa: E402
 
 from bench_control_plane import percentile  # noqa: E402
 from helpers import IAM_BODY  # noqa: E402
+from loupe_common.settings import Settings  # noqa: E402
 from loupe_local.stack import Stack  # noqa: E402
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "horse", "camera", "coins")
@@ -63,7 +64,7 @@ def raw_times(runs: int = 40) -> tuple[float, float]:
 
 
 def call(client: httpx.Client, token: str, version: str, body: dict) -> httpx.Response:
-    path = "/v1.0/image/tagging" if version == "v1" else "/v2/bench/image/tagging"
+    path = "/v1.0/image/tagging" if version == "v1" else f"/v2/{Settings().iam_project_id}/image/tagging"
     return client.post(path, json=body, headers={"X-Auth-Token": token}, timeout=60)
 
 

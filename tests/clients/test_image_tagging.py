@@ -16,7 +16,7 @@ from PIL import Image
 
 from helpers import DEV_KEY, DEV_SECRET, IAM_BODY
 
-PROJECT_ID = "0a1b2c3d4e5f"
+PROJECT_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # the development account's project (LOUPE_IAM_PROJECT_ID)
 
 
 def photo(name: str, fmt: str = "JPEG") -> bytes:
@@ -110,6 +110,36 @@ def test_v2_defaults_and_chinese(stack, token):
     assert len(tags) <= 50 and all(float(t["confidence"]) >= 60 for t in tags)  # v2 defaults: 50, 60
     assert tags and all(t["tag"] == t["i18n_tag"]["zh"] and t["type"] == t["i18n_type"]["zh"] for t in tags)
     assert any(t["i18n_type"]["en"] == "Animal" for t in tags), tags
+
+
+def test_the_sdk_finds_the_project_id_of_its_region(stack):
+    """A client built with keys and a region but no project id (as Huawei's samples build it) asks
+    IAM for the region's project (GET /v3/projects?name=<region>) and uses its id."""
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.region.region import Region
+    from huaweicloudsdkimage.v2 import ImageClient
+
+    credentials = BasicCredentials(DEV_KEY, DEV_SECRET).with_iam_endpoint(stack.endpoint_url)
+    client = ImageClient.new_builder().with_credentials(credentials) \
+        .with_region(Region("cn-north-4", stack.endpoint_url)).build()
+    response = sdk_tag(client, image=b64(photo("chelsea")), language="en", limit=5)
+    assert response.result.tags and credentials.project_id == PROJECT_ID
+    other = BasicCredentials(DEV_KEY, DEV_SECRET).with_iam_endpoint(stack.endpoint_url)
+    with pytest.raises(Exception, match="cn-south-1"):  # the account has no project there
+        sdk_tag(ImageClient.new_builder().with_credentials(other)
+                .with_region(Region("cn-south-1", stack.endpoint_url)).build(), image=b64(photo("chelsea")))
+
+
+def test_a_token_scoped_to_a_project_serves_that_project_only(stack, token):
+    image = {"image": b64(photo("chelsea")), "limit": 5}
+    assert tag(stack, token, image, version="v2").status_code == 200
+    elsewhere = httpx.post(f"{stack.endpoint_url}/v2/ffffffffffffffffffffffffffffffff/image/tagging",
+                           json=image, headers={"X-Auth-Token": token}, timeout=60)
+    assert elsewhere.status_code == 400 and elsewhere.json()["error_code"] == "ModelArts.4103", elsewhere.text
+    unknown = httpx.post(stack.endpoint_url + "/v3/auth/tokens", json={
+        "auth": {**IAM_BODY["auth"], "scope": {"project": {"name": "cn-south-1"}}}})
+    assert unknown.status_code == 401 and "cn-south-1" in unknown.json()["error_msg"]
+    assert tag(stack, token, {**image, "limit": 151}, version="v2").json()["error_code"] == "AIS.0501"  # at most 150
 
 
 def test_sdk_errors_come_back_as_the_sdk_expects(sdk):

@@ -124,3 +124,16 @@ def test_rate_limit_is_a_bucket_per_caller():
     assert [limiter.allow("a", now=0) for _ in range(4)] == [True, True, True, False]
     assert limiter.allow("b", now=0)
     assert limiter.allow("a", now=0.5) and not limiter.allow("a", now=0.5)
+
+
+def test_a_caller_scoped_to_a_project_is_served_under_that_project_only():
+    from loupe_gateway.huawei_auth import Caller, check_project
+
+    check_project(Caller("user:loupe", None), "any")  # an unscoped token: any project
+    check_project(Caller("user:loupe", "p1"), "p1")
+    with pytest.raises(HuaweiError) as excinfo:
+        check_project(Caller("user:loupe", "p1"), "p2")
+    assert excinfo.value.body()["error_code"] == "ModelArts.4103"
+    with pytest.raises(HuaweiError) as excinfo:
+        check_project(Caller("ak:KEY", "p1"), "p2")
+    assert excinfo.value.body()["error_code"] == "APIG.0301"

@@ -16,6 +16,7 @@ FORMATS = ("JPEG", "PNG", "BMP")
 LANGUAGES = ("zh", "en")
 Version = Literal["v1", "v2"]
 DEFAULT_LIMIT = {"v1": 30, "v2": 50}
+MAX_LIMIT = {"v2": 150}  # huaweicloudsdkimage's ImageTaggingReq: "at most 150"
 DEFAULT_THRESHOLD = {"v1": 0.0, "v2": 60.0}
 TOKEN_LIFETIME_SECONDS = 24 * 3600
 

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     iam_user_name: str = "loupe"
     iam_password: SecretStr = SecretStr(DEV_IAM_PASSWORD)
     iam_domain_name: str = Field("loupe", description="The account (domain) name token requests must name")
+    iam_project_name: str = Field("cn-north-4", min_length=1, description="The account's one IAM project (named "
+                                  "after its region, as Huawei Cloud names them): what GET /v3/projects?name= finds")
+    iam_project_id: str = Field("0a1b2c3d4e5f60718293a4b5c6d7e8f9", pattern=r"^[0-9a-zA-Z-]{1,64}$",
+                                description="That project's id (SDK clients built without a project id look it up)")
     tagging_enabled: bool = Field(True, description="This inference worker serves image tagging (loads the "
                                   "classifier and detector: about 130 MB more per worker)")
     tagging_rate_per_second: float = Field(20.0, gt=0, description="Tagging requests per second per caller "

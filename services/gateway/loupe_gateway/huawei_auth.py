@@ -100,7 +100,28 @@ def check_password_body(settings: Settings, body: object) -> tuple[str, str | No
     if not good:
         raise HuaweiError(401, "APIG.0301", "Incorrect IAM authentication information: the user name, "
                           "password or domain is wrong")
-    return name, (str(project) if project is not None else None)
+    if project is not None and str(project) not in (settings.iam_project_name, settings.iam_project_id):
+        raise HuaweiError(401, "APIG.0301", f"Incorrect IAM authentication information: the account has no "
+                          f"project {str(project)[:64]!r} (its project is {settings.iam_project_name})")
+    return name, (settings.iam_project_id if project is not None else None)
+
+
+def project_body(settings: Settings) -> dict:
+    """The account's one project, as IAM's GET /v3/projects lists it."""
+    return {"id": settings.iam_project_id, "name": settings.iam_project_name, "domain_id": settings.iam_domain_name,
+            "enabled": True, "is_domain": False, "parent_id": settings.iam_domain_name, "description": "",
+            "links": {"self": f"/v3/projects/{settings.iam_project_id}"}}
+
+
+def check_project(caller: Caller, project_id: str) -> None:
+    """A caller scoped to one project (a project token, or a signature with X-Project-Id) is not
+    served under another project's URL."""
+    if caller.project_id is not None and caller.project_id != project_id:
+        if caller.identity.startswith("user:"):
+            raise huawei_error("ModelArts.4103", f"The token is invalid for project {project_id[:64]}: it is scoped "
+                               f"to project {caller.project_id}")
+        raise huawei_error("APIG.0301", f"verify aksk signature fail: X-Project-Id {caller.project_id[:64]} is not "
+                           f"the project of the URL ({project_id[:64]})")
 
 
 def token_body(claims: dict, project: str | None, settings: Settings) -> dict:
@@ -110,7 +131,8 @@ def token_body(claims: dict, project: str | None, settings: Settings) -> dict:
     body = {"token": {"expires_at": stamp(claims["exp"]), "issued_at": stamp(claims["iat"]), "methods": ["password"],
                       "user": {"name": claims["u"], "domain": {"name": settings.iam_domain_name}}}}
     if project:
-        body["token"]["project"] = {"name": project}
+        body["token"]["project"] = {"id": project, "name": settings.iam_project_name,
+                                    "domain": {"name": settings.iam_domain_name}}
     return body
 
 

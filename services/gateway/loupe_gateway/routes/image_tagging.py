@@ -1,5 +1,6 @@
 """Huawei Image Recognition, Image Tagging v1.0 (POST /v1.0/image/tagging) and v2
-(POST /v2/{project_id}/image/tagging), and the IAM-style token call (POST /v3/auth/tokens).
+(POST /v2/{project_id}/image/tagging), and the IAM-style calls clients make first (POST /v3/auth/tokens,
+GET /v3/projects).
 
 The gateway authenticates (X-Auth-Token or an SDK-HMAC-SHA256 signature), rate-limits, checks the
 body exactly as the reference describes (image xor url, language, limit, threshold; size, sides and
@@ -36,6 +37,7 @@ from loupe_common.image_tagging import (
     H_VERSION,
     LANGUAGES,
     MAX_IMAGE_BYTES,
+    MAX_LIMIT,
     MAX_WIDE_SIDE,
     MIN_NARROW_SIDE,
     TaggingParams,
@@ -48,8 +50,10 @@ from ..huawei_auth import (
     Caller,
     RateLimiter,
     check_password_body,
+    check_project,
     huawei_error,
     issue_token,
+    project_body,
     token_body,
     verify_aksk,
     verify_token,
@@ -107,6 +111,20 @@ async def create_token(request: Request) -> JSONResponse:
         return error_response(request, err)
 
 
+@router.get("/v3/projects")
+async def list_projects(request: Request) -> JSONResponse:
+    """IAM's KeystoneListProjects, as huaweicloudsdkcore calls it (?name=<region>) to find the project
+    id of a client built with keys and a region but no project id: the account's one project."""
+    try:
+        gw = _gateway(request)
+        _authenticate(request, gw, await _body(request))
+        wanted = request.query_params.get("name")
+        projects = [project_body(gw.settings)] if wanted in (None, gw.settings.iam_project_name) else []
+        return huawei_response(request, 200, {"projects": projects, "links": {"self": str(request.url.path)}})
+    except HuaweiError as err:
+        return error_response(request, err)
+
+
 # --- tagging ---------------------------------------------------------------------------------------
 
 
@@ -140,8 +158,9 @@ def parse_params(fields: dict[str, Any], version: str) -> tuple[TaggingParams, s
     if language not in LANGUAGES:
         raise huawei_error("AIS.0501", "language must be zh or en")
     limit = fields.get("limit", DEFAULT_LIMIT[version])
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise huawei_error("AIS.0501", "limit must be a positive integer")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT.get(version, limit):
+        bound = f"from 1 to {MAX_LIMIT[version]}" if version in MAX_LIMIT else "a positive integer"
+        raise huawei_error("AIS.0501", f"limit must be {bound}")
     threshold = fields.get("threshold", DEFAULT_THRESHOLD[version])
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
         raise huawei_error("AIS.0501", "threshold must be a number from 0 to 100")
@@ -204,11 +223,13 @@ async def _tag(gw: Gateway, rid: str, data: bytes, params: TaggingParams) -> dic
     return reply.unwrap()
 
 
-async def _tagging(request: Request, version: str) -> JSONResponse:
+async def _tagging(request: Request, version: str, project_id: str | None = None) -> JSONResponse:
     gw = _gateway(request)
     try:
         body = await _body(request)
         caller = _authenticate(request, gw, body)
+        if project_id is not None:
+            check_project(caller, project_id)
         if not _limiter(request, gw).allow(caller.identity):
             raise huawei_error("APIG.0308")
         fields = _json(body)
@@ -234,5 +255,5 @@ async def tagging_v1(request: Request) -> JSONResponse:
 
 
 @router.post("/v2/{project_id}/image/tagging")
-async def tagging_v2(request: Request, project_id: str) -> JSONResponse:  # noqa: ARG001 - any project
-    return await _tagging(request, "v2")
+async def tagging_v2(request: Request, project_id: str) -> JSONResponse:
+    return await _tagging(request, "v2", project_id)
