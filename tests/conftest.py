@@ -12,6 +12,8 @@ import pytest
 
 from helpers import make_client
 
+OTHER_REGION = "ca-central-1"  # a region the test stack accepts signatures for (LOUPE_SIGNING_REGIONS)
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Stack"]:  # noqa: F821
@@ -19,7 +21,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Stack"]:  # noq
 
     data_dir = tmp_path_factory.mktemp("loupe-data")
     s = Stack.on_free_ports(data_dir, extra_env={"LOUPE_REQUEST_TIMEOUT_SECONDS": "20",
-                                                         "LOUPE_AUTOSCALE_DOWN_AFTER_SECONDS": "4"})
+                                                         "LOUPE_AUTOSCALE_DOWN_AFTER_SECONDS": "4",
+                                                         "LOUPE_SIGNING_REGIONS": OTHER_REGION})
     s.start()
     try:
         yield s

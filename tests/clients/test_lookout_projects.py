@@ -184,6 +184,24 @@ def test_unsigned_request_is_access_denied_but_health_is_open(stack):
     assert httpx.get(stack.endpoint_url + "/health").status_code == 200
 
 
+def test_a_client_of_an_accepted_region_changes_only_the_endpoint(stack, lookout, project_name):
+    """LOUPE_SIGNING_REGIONS (the test stack accepts ca-central-1): a client keeps its region; the
+    ARNs Loupe issues say LOUPE_REGION, and the client's own region's ARNs name the same resources."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "lookoutvision", endpoint_url=stack.endpoint_url, region_name="ca-central-1",
+        aws_access_key_id="LOUPEDEVACCESSKEY", aws_secret_access_key="loupe-dev-secret-key",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    arn = client.create_project(ProjectName=project_name)["ProjectMetadata"]["ProjectArn"]
+    assert arn.startswith("arn:aws:lookoutvision:us-east-1:")
+    client.tag_resource(ResourceArn=arn.replace("us-east-1", "ca-central-1"), Tags=[{"Key": "k", "Value": "v"}])
+    assert lookout.list_tags_for_resource(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+    assert project_name in [p["ProjectName"] for p in client.list_projects()["Projects"]]
+
+
 def test_wrong_region_scope_is_access_denied(stack):
     import boto3
     from botocore.config import Config

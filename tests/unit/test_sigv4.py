@@ -92,3 +92,28 @@ def test_clock_skew_over_15_minutes_is_refused():
     req = signed("GET", "http://h/2020-11-20/projects")
     assert check(req, now=datetime.now(UTC) + timedelta(minutes=14)) == "lookoutvision"
     assert "expired" in denied(req, now=datetime.now(UTC) + timedelta(minutes=16)).lower()
+
+
+def test_other_signing_regions_when_the_setting_accepts_them():
+    """A client that keeps its own region and changes only the endpoint URL (LOUPE_SIGNING_REGIONS)."""
+    eu = signed("GET", "http://127.0.0.1:8080/2020-11-20/projects", region="eu-west-1")
+    assert "eu-west-1" in denied(eu)  # the default: LOUPE_REGION only
+    assert check(eu, also_regions=frozenset({"eu-west-1"})) == "lookoutvision"
+    assert check(eu, also_regions=None) == "lookoutvision"  # *: any region
+    assert "ap-south-1" in denied(signed("GET", "http://127.0.0.1:8080/2020-11-20/projects", region="ap-south-1"),
+                                  also_regions=frozenset({"eu-west-1"}))
+    # The signature is still checked, with the key of the region the client signed for.
+    forged = signed("GET", "http://127.0.0.1:8080/2020-11-20/projects", region="eu-west-1", secret="wrong")
+    assert "signature" in denied(forged, also_regions=None).lower()
+
+
+def test_arns_of_accepted_regions_name_the_same_resources():
+    from loupe_common.arn import parse_arn
+    from loupe_common.settings import Settings
+
+    settings = Settings(_env_file=None, signing_regions="eu-west-1")
+    home = parse_arn(settings, "arn:aws:lookoutvision:us-east-1:123456789012:project/p1")
+    assert parse_arn(settings, "arn:aws:lookoutvision:eu-west-1:123456789012:project/p1") == home
+    with pytest.raises(LoupeError):
+        parse_arn(settings, "arn:aws:lookoutvision:ap-south-1:123456789012:project/p1")
+    assert Settings(_env_file=None, signing_regions="*").accepts_region("ap-south-1")

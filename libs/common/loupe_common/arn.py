@@ -38,7 +38,7 @@ def parse_arn(settings: Settings, arn: str) -> ResourceArn:
     match = _ARN.match(arn)
     if not match:
         raise validation(f"Invalid resource ARN '{arn}': expected a Lookout for Vision project or model ARN")
-    if match["region"] != settings.region or match["account"] != settings.account_id:
+    if not settings.accepts_region(match["region"]) or match["account"] != settings.account_id:
         raise validation(
             f"Invalid resource ARN '{arn}': this endpoint serves region {settings.region}, "
             f"account {settings.account_id}"

@@ -85,7 +85,11 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(False, description="Let http(s) refs reach private/loopback hosts.")
 
     # Identity of the emulated AWS account
-    region: str = "us-east-1"
+    region: str = Field("us-east-1", description="The region in every ARN Loupe issues; set it to the region "
+                        "your code used on AWS so stored ARNs read the same")
+    signing_regions: str = Field("", description="Regions whose SigV4 signatures are accepted besides LOUPE_REGION, "
+                                 "comma-separated, or * for any (clients keep their region setting and change "
+                                 "only the endpoint URL); ARNs of these regions are read as LOUPE_REGION's")
     account_id: str = Field("123456789012", pattern=r"^\d{12}$")
     access_key_id: str = DEV_ACCESS_KEY_ID
     secret_access_key: SecretStr = SecretStr(DEV_SECRET_ACCESS_KEY)
@@ -173,6 +177,17 @@ class Settings(BaseSettings):
     def inference_unit_limit(self) -> int:
         # A unit is a consumer-group member; members beyond the partition count would idle.
         return min(self.max_inference_units or self.topic_partitions, self.topic_partitions)
+
+    @property
+    def signing_region_set(self) -> frozenset[str] | None:
+        """The regions accepted besides `region`; None for any."""
+        if self.signing_regions.strip() == "*":
+            return None
+        return frozenset(r.strip() for r in self.signing_regions.split(",") if r.strip())
+
+    def accepts_region(self, region: str) -> bool:
+        accepted = self.signing_region_set
+        return region == self.region or accepted is None or region in accepted
 
     @property
     def process_name(self) -> str:

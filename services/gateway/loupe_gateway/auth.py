@@ -33,6 +33,7 @@ def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES) -> Call
             access_key_id=settings.access_key_id,
             secret_access_key=settings.secret_access_key.get_secret_value(),
             region=settings.region,
+            also_regions=settings.signing_region_set,
             services=services,
         )
         return body

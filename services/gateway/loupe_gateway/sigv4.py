@@ -82,9 +82,11 @@ def verify(
     secret_access_key: str,
     region: str,
     services: frozenset[str],
+    also_regions: frozenset[str] | None = frozenset(),
     now: datetime | None = None,
 ) -> str:
-    """Check a request's SigV4 signature; returns the signing service name or raises AccessDenied."""
+    """Check a request's SigV4 signature; returns the signing service name or raises AccessDenied.
+    The credential's region must be `region` or one of `also_regions` (None: any region)."""
     header = dict(request.headers)
     authorization = header.get("authorization")
     if not authorization:
@@ -100,8 +102,11 @@ def verify(
         raise denied("The security token included in the request is invalid (unknown access key)")
     if terminator != "aws4_request" or service not in services:
         raise denied(f"Credential should be scoped to a valid service: {sorted(services)}")
-    if scope_region != region:
-        raise denied(f"Credential should be scoped to a valid region, not '{scope_region}' (this is {region})")
+    if scope_region != region and also_regions is not None and scope_region not in also_regions:
+        accepted = ", ".join(sorted({region, *also_regions}))
+        raise denied(f"Credential should be scoped to a valid region, not '{scope_region}' (this endpoint "
+                     f"accepts {accepted}; see LOUPE_SIGNING_REGIONS)")
+    region = scope_region  # the signing key is derived for the region the client signed for
 
     amz_date = header.get("x-amz-date", "")
     try:
