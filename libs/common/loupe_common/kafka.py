@@ -20,6 +20,7 @@ from aiokafka.structs import TopicPartition
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import TopicPartition as AssignedPartition
 from pydantic import BaseModel
 
 from .errors import ErrorCode, LoupeError
@@ -300,8 +301,12 @@ class RequestClient:
         self._timeout = settings.request_timeout_seconds
         _REPLY_TOPICS.append(reply_topic)
         self._pending: dict[str, asyncio.Future[Reply]] = {}
+        # Assigned by hand, not subscribed: a consumer without a group that subscribes is
+        # reassigned whenever a metadata answer misses its topic, and a reassigned partition
+        # starts again at auto_offset_reset, here the beginning, so every reply since the process
+        # started would be read again before the new ones (seconds, growing with uptime).
         broker.subscriber(
-            reply_topic, auto_offset_reset="earliest",
+            partitions=[AssignedPartition(reply_topic, 0, declare=False)], auto_offset_reset="earliest",
             fetch_max_wait_ms=fetch_max_wait_ms or settings.kafka_fetch_max_wait_ms,
         )(self._on_reply)
 
