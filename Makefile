@@ -31,7 +31,7 @@ $(STAMP): constraints.txt libs/*/pyproject.toml services/*/pyproject.toml deploy
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES) \
-		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image playwright huaweicloudsdkimage
+		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image playwright huaweicloudsdkimage lookoutvision
 	touch $(STAMP)
 
 models: $(MODELS_STAMP)

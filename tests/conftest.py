@@ -47,6 +47,20 @@ def bucket_root(stack) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's standalone S3 server: an S3-compatible endpoint for LOUPE_S3_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    from loupe_local.processes import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):

@@ -12,19 +12,6 @@ from helpers import make_client, png_bytes, signed_request, wait_dataset
 
 
 @pytest.fixture(scope="module")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    from loupe_local.processes import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def s3_stack(tmp_path_factory, s3_server):
     from loupe_local.stack import Stack
 
