@@ -163,3 +163,18 @@ def test_regions_take_one_class_each():
     assert set(classes[2:6, 2:6].ravel()) == {1} and set(classes[12:18, 12:18].ravel()) == {0}
     assert (classes[~mask] == -1).all()
     assert set(anomaly_model.classify_regions(mask, None)[mask]) == {0}
+
+
+def test_too_many_anomaly_classes_fail_training_before_any_image_is_read():
+    from loupe_training.trainer import TrainingError
+
+    many = [{"name": f"kind-{i}", "color": f"#{i:06x}"} for i in range(101)]
+    entries = [{"source_ref": f"s3://b/{i}.png", "label": 1, "blob_key": f"{i}.png", "mask_key": f"{i}-m.png",
+                "anomaly_classes": many[i:i + 1]} for i in range(101)]
+
+    def fetch(key: str) -> bytes:
+        raise AssertionError(f"{key} was read")
+
+    with pytest.raises(TrainingError, match="101 anomaly classes; a model learns at most 100"):
+        train(config=DetectorConfig(image_size=128), train_entries=entries, test_entries=[], fetch=fetch,
+              progress=lambda *_: None, title="t")

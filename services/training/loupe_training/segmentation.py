@@ -27,6 +27,7 @@ from loupe_models.preprocess import Placement, decode_pixels
 FetchBlob = Callable[[str], bytes]
 PATCH_SHARE = 0.3  # a patch belongs to a class when that class covers this share of it
 MAX_EXEMPLARS = 512  # per class, in the exported graph
+MAX_CLASSES = 100  # Loupe's limit: the exemplars of 100 classes take about 30 MB of the graph
 
 
 def model_classes(train_entries: list[dict], test_entries: list[dict]) -> list[AnomalyClassSpec] | None:

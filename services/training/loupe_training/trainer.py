@@ -103,11 +103,14 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     started = time.perf_counter()
     normals = [e for e in train_entries if e["label"] == 0]
     train_anomalies = [e for e in train_entries if e["label"] == 1]
+    classes = segmentation.model_classes(train_entries, test_entries)
+    if classes and len(classes) > segmentation.MAX_CLASSES:
+        raise TrainingError(f"The datasets' masks name {len(classes)} anomaly classes; a model learns at most "
+                            f"{segmentation.MAX_CLASSES}")
     extractor = FeatureExtractor(str(model_path(config.backbone)), config.taps, config.image_size, threads)
     detector = Detector(config, extractor)
     progress(f"Extracting features of {len(normals)} normal training images", 0.02)
     detector.fit(_batches(fetch, normals, config.image_size, config.batch_size), len(normals), progress)
-    classes = segmentation.model_classes(train_entries, test_entries)
     exemplars = None
     if classes and len(classes) >= 2:
         masked = [e for e in train_anomalies if e.get("mask_key")]
