@@ -235,10 +235,10 @@ async def rewind_if_ahead(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
 
 async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *, catalogue: bool = False) -> None:
     """A background loop of every process: this process's reply topics and what keep_topics added
-    (and with `catalogue`, the topic catalogue) exist with their partition counts, and no consumer
-    waits past a log's end; it announces the reply topics to the janitor. The local broker keeps topics in memory: after it restarts, Loupe
-    itself creates them again (within TOPIC_CHECK_SECONDS) and its consumers start again from the
-    new logs' beginnings. Each topic has one keeper (the catalogue's is the hosting service, and
+    (and with `catalogue`, the topic catalogue) exist with their partition counts, no consumer
+    waits past a log's end, and the reply topics are announced to the janitor. The local broker
+    keeps topics in memory: after it restarts, Loupe itself creates them again (within
+    TOPIC_CHECK_SECONDS) and its consumers start again from the new logs' beginnings. Each topic has one keeper (the catalogue's is the hosting service, and
     `make run`'s supervisor when it restarts the broker): Tansu 0.6 corrupts a partition (every
     later produce fails with UnknownError) when several clients create the same topic at once."""
     if broker is not None:
@@ -254,7 +254,8 @@ async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *,
                 log.warning("topics were missing (did the broker restart?); created %s", ", ".join(sorted(created)))
         except Exception as exc:  # noqa: BLE001 - the broker is down: try again at the next round
             log.debug("topic check failed: %s", exc.__class__.__name__)
-        if broker is not None and _REPLY_TOPICS and time.monotonic() - announced >= settings.reply_topic_grace_seconds / 6:
+        due = time.monotonic() - announced >= settings.reply_topic_grace_seconds / 6
+        if broker is not None and _REPLY_TOPICS and due:
             announced = time.monotonic()
             await announce_reply_topics(settings, broker)
         for consumer in _consumers():

@@ -105,5 +105,5 @@ def create_app(settings: Settings) -> AsgiFastStream:
         finally:
             await training.close()
 
-    return service_app(broker, settings, lifespan=lifespan, background=[lambda: reconciler[0].run(), lambda: janitor.run(settings)],
-                       keep_catalogue=True)
+    background = [lambda: reconciler[0].run(), lambda: janitor.run(settings)]
+    return service_app(broker, settings, lifespan=lifespan, background=background, keep_catalogue=True)
