@@ -101,18 +101,15 @@ def test_a_mask_on_a_normal_line_is_not_used():
     assert "not used" in line.note
 
 
-def mask_png(colors: list[tuple[int, int, int]]) -> bytes:
-    import io
-
+def mask_png(colors: list[tuple[int, int, int]]):
+    """A decoded RGB mask with a band of each colour."""
     import numpy as np
     from PIL import Image
 
     pixels = np.zeros((64, 64, 3), np.uint8)
     for i, color in enumerate(colors):
         pixels[i * 4:(i + 1) * 4] = color
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG")
-    return out.getvalue()
+    return Image.fromarray(pixels)
 
 
 def test_mask_colours_are_checked_against_the_colour_map():

@@ -139,9 +139,10 @@ class DurableCollection:
             self._journal.write(self._db, self.name, put, remove)
 
     def _modify(self, method: str, filter: Any, *args: Any, **kwargs: Any) -> Any:
-        before = self._ids(filter)
+        # What a write changes matched its filter before it (or is the upserted document), so
+        # the filter is evaluated once.
+        touched = self._ids(filter)
         result = getattr(self._sync, method)(filter, *args, **kwargs)
-        touched = before + self._ids(filter)
         upserted = getattr(result, "upserted_id", None)
         if upserted is not None:
             touched.append(upserted)

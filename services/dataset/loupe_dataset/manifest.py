@@ -19,7 +19,6 @@ number and the reason.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from loupe_common.blobs import BlobStore
-from loupe_common.images import ImageInfo, ImageRejected, inspect_image
+from loupe_common.images import ImageInfo, ImageRejected, decode_image, inspect_image
 from loupe_common.lookout import MAX_DATASET_ENTRY_CHARS
 
 from .sources import SourceError, SourceReader
@@ -256,18 +255,21 @@ async def _load_line(
     if line.mask_ref is not None:
         mask_bytes = await sources.read(line.mask_ref)
         try:
-            mask = await asyncio.to_thread(inspect_image, mask_bytes)
+            mask, decoded = await asyncio.to_thread(decode_image, mask_bytes)
         except ImageRejected as exc:
             raise ImageRejected(exc.reason, f"mask {line.mask_ref}: {exc}") from None
-        if mask.format != "PNG":
-            raise LineError(f"mask {line.mask_ref} must be a PNG image")
-        if (mask.width, mask.height) != (image.width, image.height):
-            raise LineError(
-                f"mask {line.mask_ref} is {mask.width}x{mask.height} but the image is "
-                f"{image.width}x{image.height}"
-            )
-        if line.anomaly_classes:
-            await asyncio.to_thread(check_mask_colors, line, mask_bytes)
+        try:
+            if mask.format != "PNG":
+                raise LineError(f"mask {line.mask_ref} must be a PNG image")
+            if (mask.width, mask.height) != (image.width, image.height):
+                raise LineError(
+                    f"mask {line.mask_ref} is {mask.width}x{mask.height} but the image is "
+                    f"{image.width}x{image.height}"
+                )
+            if line.anomaly_classes:
+                await asyncio.to_thread(check_mask_colors, line, decoded)
+        finally:
+            decoded.close()
     blob_key = f"{blob_prefix}/{image.sha256}.{image.extension}"
     await blobs.put(blob_key, data)
     mask_key = None
@@ -277,20 +279,19 @@ async def _load_line(
     return ImportedEntry(line, image, blob_key, mask_key)
 
 
-def mask_colors(data: bytes) -> set[str]:
-    """The colours a mask's pixels use, as "#rrggbb"."""
-    with Image.open(io.BytesIO(data)) as mask:
-        rgb = np.asarray(mask.convert("RGB"), dtype=np.uint32)
+def mask_colors(mask: Image.Image) -> set[str]:
+    """The colours a decoded mask's pixels use, as "#rrggbb"."""
+    rgb = np.asarray(mask.convert("RGB"), dtype=np.uint32)
     packed = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2])
     return {f"#{int(v):06x}" for v in packed}
 
 
-def check_mask_colors(line: ManifestLine, data: bytes) -> None:
+def check_mask_colors(line: ManifestLine, mask: Image.Image) -> None:
     """Every colour of the mask is an anomaly class or background (the map's own background
     colour, or black or white when no class uses them)."""
     named = {c.color.lower() for c in line.anomaly_classes}
     background = set(line.background_colors) | ({"#000000", "#ffffff"} - named)
-    unknown = sorted(mask_colors(data) - named - background)
+    unknown = sorted(mask_colors(mask) - named - background)
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
         raise LineError(f"mask {line.mask_ref} has colours its internal-color-map does not name: {shown}")

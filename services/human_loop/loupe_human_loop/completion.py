@@ -69,14 +69,14 @@ async def complete(state: HumanLoopState, loop: dict[str, Any]) -> dict[str, Any
     """Write output.json and move the loop to Completed (or Failed if the output cannot be
     written), retrying while other changes race it; returns the loop as it ends up."""
     while loop["status"] == m.IN_PROGRESS and len(loop["answers"]) >= loop["task_count"]:
+        flow = await state.flows.find_one({"_id": loop["flow_name"]})
         try:
-            consolidated, output = await _output(state, loop)
+            consolidated, output = await _output(state, loop, flow)
             await _write(state, loop["output_s3_uri"], json.dumps(output, indent=2).encode())
         except Exception as exc:  # noqa: BLE001 - the loop fails visibly instead of hanging InProgress
             log.exception("output of %s failed", loop["_id"])
             moved = await move(state, loop, m.FAILED, failure=("InternalError", f"Writing the output failed: {exc}"[:1024]))
         else:
-            flow = await state.flows.find_one({"_id": loop["flow_name"]})
             wants_feedback = bool(flow and flow["spec"].get("DatasetFeedback") and loop["task"].get("image_key"))
             moved = await move(state, loop, m.COMPLETED, extra={
                 "consolidated": consolidated, "complete_pending": False,
@@ -110,9 +110,9 @@ def imitated(config: dict[str, Any], content: dict[str, Any], mask: bytes | None
     return {"crowd-semantic-segmentation": segmentation}
 
 
-async def _output(state: HumanLoopState, loop: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _output(state: HumanLoopState, loop: dict[str, Any],
+                  flow: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     folder = loop["output_s3_uri"].rsplit("/", 1)[0]
-    flow = await state.flows.find_one({"_id": loop["flow_name"]})
     config = flow["spec"]["HumanLoopConfig"] if flow else {}
     answers, drawn = [], []
     for answer in loop["answers"]:

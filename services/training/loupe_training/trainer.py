@@ -11,7 +11,6 @@ than flattering the threshold on its own data."""
 from __future__ import annotations
 
 import heapq
-import io
 import json
 import resource
 import tempfile
@@ -73,20 +72,6 @@ def _batches(fetch: FetchBlob, entries: list[dict], size: int, batch: int) -> It
         yield _batch(fetch, entries[start : start + batch], size)
 
 
-def _mask(fetch: FetchBlob, entry: dict) -> np.ndarray | None:
-    """The entry's ground-truth mask at its own size: (height, width) bool. A mask with a colour
-    map (Ground Truth segmentation) marks the pixels of its anomaly classes' colours; one without
-    is white (anomaly) on black."""
-    if not entry.get("mask_key"):
-        return None
-    with Image.open(io.BytesIO(fetch(entry["mask_key"]))) as mask:
-        if not entry.get("anomaly_classes"):
-            return np.asarray(mask.convert("L")) > 127
-        rgb = np.asarray(mask.convert("RGB"), dtype=np.uint32)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    return np.isin(packed, [int(c["color"][1:], 16) for c in entry["anomaly_classes"]])
-
-
 def _grid(image: np.ndarray) -> np.ndarray:
     """A map region or mask on the PIXEL_GRID x PIXEL_GRID grid pixel AUROC is measured on."""
     return np.asarray(Image.fromarray(image.astype(np.float32), "F").resize(
@@ -119,6 +104,7 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         progress(f"Learning {len(classes)} anomaly classes from {len(masked)} masks", 0.78)
         exemplars = segmentation.learn(detector.features, fetch, masked, classes, config.image_size,
                                        extractor.grid, extractor.dim, from_test)
+    all_exemplars = None if exemplars is None else exemplars.exemplars()  # what the graph gets
     fitted = time.perf_counter()
     progress(f"Evaluating on {len(test_entries)} test images", 0.8)
     rules = _scoring_rules(config)
@@ -136,14 +122,16 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         for i, (entry, px, place, amap) in enumerate(zip(chunk, pixels, places, maps, strict=True)):
             region = place.crop(amap)
             vmin, vmax = min(vmin, float(region.min())), max(vmax, float(np.quantile(region, 0.999)))
-            truth = _mask(fetch, entry)
+            # Masks come only with anomalous images, so a model with masks has classes.
+            masked = classes is not None and entry.get("mask_key")
+            truth_classes = segmentation.class_mask(fetch, entry, classes) if masked else None
+            truth = None if truth_classes is None else truth_classes >= 0
             if truth is not None and truth.any() and entry["label"] == 1:
                 segmented[len(labels)] = (region, truth)
-                if classes:
-                    scores_k = None if exemplars is None else segmentation.patch_scores(
-                        detector.features(px[None])[0],
-                        exemplars.exemplars(entry["source_ref"] if exemplars.from_test else None))
-                    classed[len(labels)] = (segmentation.class_mask(fetch, entry, classes), scores_k, place)
+                scores_k = None if exemplars is None else segmentation.patch_scores(
+                    detector.features(px[None])[0],
+                    exemplars.exemplars(entry["source_ref"]) if exemplars.from_test else all_exemplars)
+                classed[len(labels)] = (truth_classes, scores_k, place)
             if truth is None and entry["label"] == 0:
                 truth = np.zeros((PIXEL_GRID, PIXEL_GRID), bool)
             if truth is not None:
@@ -193,7 +181,7 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         kind = {"kind": "segmentation" if classes else "classification",
                 "classes": [c.model_dump() for c in classes or []]}
         onnx_path, sidecar_path = export(detector, Path(tmp), extra=kind,
-                                         exemplars=None if exemplars is None else exemplars.exemplars())
+                                         exemplars=all_exemplars)
         model_onnx = onnx_path.read_bytes()
         sidecar = json.loads(sidecar_path.read_text())
     finished = time.perf_counter()
