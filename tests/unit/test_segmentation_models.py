@@ -178,3 +178,30 @@ def test_too_many_anomaly_classes_fail_training_before_any_image_is_read():
     with pytest.raises(TrainingError, match="101 anomaly classes; a model learns at most 100"):
         train(config=DetectorConfig(image_size=128), train_entries=entries, test_entries=[], fetch=fetch,
               progress=lambda *_: None, title="t")
+
+
+def test_the_hottest_unlabelled_patches_join_the_nearest_class():
+    from loupe_training.segmentation import with_hot_patches
+
+    patches = np.full((8, 8), -1, np.int32)
+    patches[1, 1], patches[6, 6] = 0, 1
+    heat = np.zeros((8, 8), np.float32)
+    heat[2, 2], heat[5, 6], heat[2, 7] = 3.0, 2.0, 1.0  # beside class 0, beside class 1, nearer 1
+    heat[6, 6] = 5.0  # already labelled: stays class 1
+    heat[4, 0] = -np.inf  # outside the image: never taken
+    out = with_hot_patches(patches, heat, count=4)
+    assert out[2, 2] == 0 and out[5, 6] == 1 and out[6, 6] == 1
+    assert out[2, 7] == 1 and out[4, 0] == -1
+    assert (out >= 0).sum() == 5  # the two labelled and three joined: (6, 6), among the four hottest, had its class
+    assert (with_hot_patches(np.full((4, 4), -1, np.int32), heat[:4, :4]) == -1).all()  # no labels: none given
+
+
+def test_patch_heat_is_read_inside_the_image_only():
+    from loupe_models.preprocess import Placement
+    from loupe_training.segmentation import grid_heat
+
+    canvas_map = np.zeros((64, 64), np.float32)
+    canvas_map[16:48, 0:32] = 1.0
+    heat = grid_heat(canvas_map, Placement(0, 16, 64, 32), (8, 8))
+    assert np.isinf(heat[:2]).all() and np.isinf(heat[6:]).all()  # letterbox margins
+    assert (heat[2:6, :4] == 1.0).all() and (heat[2:6, 4:] == 0.0).all()

@@ -9,6 +9,11 @@ class. A patch's score for a class is its cosine similarity to the nearest exemp
 (measured on MTD: nearest exemplar 0.83 of defects right on their true regions, one mean
 prototype per class 0.68). At inference every flagged region takes the class that its hottest
 pixels resemble most, see loupe_models.anomaly_model.classify_regions.
+
+Those hottest pixels are often beside the defect rather than on it, so each labelled image also
+gives its HOT_PATCHES hottest patches of the detector's own map, each as the class of the nearest
+labelled pixel: the exemplars then cover what inference reads (MTD, 100 labelled tiles, 150
+flagged held-out tiles, in-process: largest class right 0.79 -> 0.82; 60 labelled 0.69 -> 0.77).
 """
 
 from __future__ import annotations
@@ -19,15 +24,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from loupe_models import anomaly_model
 from loupe_models.anomaly_model import GENERIC_CLASS, AnomalyClassSpec
 from loupe_models.preprocess import Placement, decode_pixels
 
+from .patchcore.detector import Detector
+
 FetchBlob = Callable[[str], bytes]
 PATCH_SHARE = 0.3  # a patch belongs to a class when that class covers this share of it
 MAX_EXEMPLARS = 512  # per class, in the exported graph
 MAX_CLASSES = 100  # Loupe's limit: the exemplars of 100 classes take about 30 MB of the graph
+HOT_PATCHES = 16  # per labelled image: its hottest patches join the exemplars of their nearest class
 
 
 def model_classes(train_entries: list[dict], test_entries: list[dict]) -> list[AnomalyClassSpec] | None:
@@ -73,6 +82,32 @@ def patch_classes(mask: np.ndarray, place: Placement, canvas: int, grid: tuple[i
     for k in range(count):
         if (mask == k).any() and not (out == k).any():
             out.flat[int(shares[k].argmax())] = k
+    return out
+
+
+def grid_heat(anomaly_map: np.ndarray, place: Placement, grid: tuple[int, int]) -> np.ndarray:
+    """(S, S) canvas anomaly map -> (h, w) mean per feature patch; -inf for patches whose centre
+    lies outside the image."""
+    h, w = grid
+    canvas = anomaly_map.shape[-1]
+    heat = np.asarray(Image.fromarray(anomaly_map.astype(np.float32), "F").resize((w, h), Image.Resampling.BOX))
+    cy = (np.arange(h) + 0.5) * canvas / h
+    cx = (np.arange(w) + 0.5) * canvas / w
+    inside = ((cy >= place.y) & (cy < place.y + place.height))[:, None] & (
+        (cx >= place.x) & (cx < place.x + place.width))[None, :]
+    return np.where(inside, heat, -np.inf)
+
+
+def with_hot_patches(patches: np.ndarray, heat: np.ndarray, count: int = HOT_PATCHES) -> np.ndarray:
+    """`patches` (h, w) class per patch, -1 none, with the `count` hottest patches of `heat` that
+    have no class given the class of the nearest patch that has one."""
+    if not (patches >= 0).any():
+        return patches
+    out = patches.copy()
+    _, (ny, nx) = ndimage.distance_transform_edt(patches < 0, return_indices=True)
+    hottest = np.argsort(heat, axis=None)[::-1][:count]
+    hottest = hottest[np.isfinite(heat.flat[hottest]) & (patches.flat[hottest] < 0)]
+    out.flat[hottest] = patches[ny.flat[hottest], nx.flat[hottest]]
     return out
 
 
@@ -122,15 +157,18 @@ def patch_scores(features: np.ndarray, exemplars: np.ndarray) -> np.ndarray:
     return nearest / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
 
 
-def learn(features: Callable[[np.ndarray], np.ndarray], fetch: FetchBlob, entries: list[dict],
-          classes: list[AnomalyClassSpec], size: int, grid: tuple[int, int], dim: int,
+def learn(detector: Detector, fetch: FetchBlob, entries: list[dict], classes: list[AnomalyClassSpec],
           from_test: bool) -> ClassExemplars:
-    """Exemplars from the labelled masks of `entries` (anomalous images with masks)."""
-    learned = ClassExemplars(classes, dim, from_test)
+    """Exemplars from the labelled masks of `entries` (anomalous images with masks) and from the
+    hottest patches of the fitted detector's maps of them."""
+    size, grid = detector.config.image_size, detector.extractor.grid
+    learned = ClassExemplars(classes, detector.extractor.dim, from_test)
     for entry in entries:
         pixels, place = decode_pixels(fetch(entry["blob_key"]), size)
+        features = detector.features(pixels[None])
         patches = patch_classes(class_mask(fetch, entry, classes), place, size, grid, len(classes))
-        learned.add(entry["source_ref"], features(pixels[None])[0], patches)
+        heat = grid_heat(detector.anomaly_maps(features)[0], place, grid)
+        learned.add(entry["source_ref"], features[0], with_hot_patches(patches, heat))
     return learned
 
 

@@ -102,8 +102,7 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         from_test = not masked
         masked = masked or [e for e in test_entries if e["label"] == 1 and e.get("mask_key")]
         progress(f"Learning {len(classes)} anomaly classes from {len(masked)} masks", 0.78)
-        exemplars = segmentation.learn(detector.features, fetch, masked, classes, config.image_size,
-                                       extractor.grid, extractor.dim, from_test)
+        exemplars = segmentation.learn(detector, fetch, masked, classes, from_test)
     all_exemplars = None if exemplars is None else exemplars.exemplars()  # what the graph gets
     fitted = time.perf_counter()
     progress(f"Evaluating on {len(test_entries)} test images", 0.8)

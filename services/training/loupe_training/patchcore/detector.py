@@ -145,9 +145,13 @@ class Detector:
 
     def score(self, pixels: np.ndarray, places: list[Placement]) -> tuple[np.ndarray, np.ndarray]:
         """(n, 3, S, S) letterboxed pixels -> image scores (n,) and anomaly maps (n, S, S)."""
-        assert self.scorer is not None, "fit first"
-        maps = self.scorer.anomaly_maps(self.scorer.patch_maps(self.features(pixels)))
+        maps = self.anomaly_maps(self.features(pixels))
         return self.image_scores(maps, places), maps
+
+    def anomaly_maps(self, features: np.ndarray) -> np.ndarray:
+        """(n, h, w, D) patch features -> anomaly maps (n, S, S)."""
+        assert self.scorer is not None, "fit first"
+        return self.scorer.anomaly_maps(self.scorer.patch_maps(features))
 
     def calibrate(self, normal_scores: np.ndarray, anomaly_scores: np.ndarray | None) -> Calibration:
         self.calibration = calibrate(normal_scores, anomaly_scores)
