@@ -1,4 +1,5 @@
-"""Every AWS-style and Loupe-native route requires a SigV4 signature made with the configured keys."""
+"""Every AWS-style and Loupe-native route requires a SigV4 signature made with the configured keys,
+or, from the web console, its session cookie (console_session)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import Request
 
 from loupe_common.settings import Settings
 
+from . import console_session
 from .bodies import read_body
 from .sigv4 import SignedRequest, verify
 
@@ -20,6 +22,9 @@ def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES) -> Call
 
     async def dependency(request: Request) -> bytes:
         settings: Settings = request.app.state.gateway.settings
+        if console_session.uses_console(request):
+            console_session.authenticate(request, settings)
+            return await read_body(request, limit)
         body = await read_body(request, limit)
         scope = request.scope
         verify(

@@ -16,7 +16,7 @@ from loupe_common.topics import HOSTING_ASSIGNMENTS, reply_topic
 
 from .context import Gateway
 from .responses import RequestIdMiddleware, install_error_handlers
-from .routes import detect, health, human_loops, image_tagging, lookout, models, native, review
+from .routes import console, detect, health, human_loops, image_tagging, lookout, models, native, review
 from .routing import RouteTable
 
 
@@ -60,5 +60,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(human_loops.router)
     app.include_router(review.admin)
     app.include_router(review.page)
+    app.include_router(console.router)
     app.include_router(image_tagging.router)
     return app

@@ -1,0 +1,115 @@
+"""Console sessions: a browser signs in once with Loupe's access key and secret and then calls
+Loupe's own routes with a cookie instead of SigV4 signatures; the secret never stays in the browser.
+
+The session is a token the gateway signs and checks itself (the gateway keeps no state):
+`<payload>.<mac>`, the payload naming the access key, a random session id and the expiry, the MAC
+an HMAC-SHA256 under a key derived from the secret access key (so changing the secret ends every
+session). Sign-out deletes the cookie; a copied token stays valid until it expires
+(LOUPE_CONSOLE_SESSION_HOURS).
+
+Cross-site requests: the cookie is SameSite=Strict and HttpOnly, and every state-changing request
+made with it must carry the session's CSRF token (an HMAC of the session id, which only a page of
+this origin can read from the session route) in X-Loupe-Csrf and, when the browser sends an Origin,
+an Origin equal to the gateway's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from loupe_common.settings import Settings
+
+from .sigv4 import denied
+
+COOKIE = "loupe_console"
+CSRF_HEADER = "x-loupe-csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    access_key_id: str
+    session_id: str
+    expires_at: float  # epoch seconds
+    token: str
+
+    def csrf(self, settings: Settings) -> str:
+        return _b64(_mac(settings, f"csrf:{self.session_id}".encode()))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(settings: Settings, message: bytes) -> bytes:
+    key = hmac.new(settings.secret_access_key.get_secret_value().encode(), b"loupe-console-session-v1",
+                   hashlib.sha256).digest()
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def credentials_match(settings: Settings, access_key_id: str, secret_access_key: str) -> bool:
+    """Both compared in constant time, so a wrong guess tells nothing about how close it was."""
+    key_ok = hmac.compare_digest(access_key_id.encode(), settings.access_key_id.encode())
+    secret_ok = hmac.compare_digest(secret_access_key.encode(),
+                                    settings.secret_access_key.get_secret_value().encode())
+    return key_ok and secret_ok
+
+
+def issue(settings: Settings, now: float | None = None) -> ConsoleSession:
+    expires = (now or time.time()) + settings.console_session_hours * 3600
+    payload = _b64(json.dumps({"k": settings.access_key_id, "s": secrets.token_hex(16), "e": int(expires)},
+                              separators=(",", ":")).encode())
+    token = f"{payload}.{_b64(_mac(settings, payload.encode()))}"
+    return read(settings, token, now)
+
+
+def read(settings: Settings, token: str, now: float | None = None) -> ConsoleSession:
+    """The session a cookie carries; AccessDenied when it is forged, expired or for another key."""
+    payload, _, mac = token.partition(".")
+    try:
+        good = hmac.compare_digest(_unb64(mac), _mac(settings, payload.encode()))
+        fields = json.loads(_unb64(payload)) if good else None
+    except (ValueError, UnicodeDecodeError):
+        fields = None
+    if not isinstance(fields, dict) or fields.get("k") != settings.access_key_id:
+        raise denied("The console session is not valid; sign in again")
+    if not isinstance(fields.get("e"), int) or fields["e"] <= (now or time.time()):
+        raise denied("The console session has expired; sign in again")
+    return ConsoleSession(fields["k"], str(fields.get("s", "")), float(fields["e"]), token)
+
+
+def authenticate(request: Request, settings: Settings) -> ConsoleSession:
+    """A request made with the console cookie instead of a signature: the session, and for a
+    state-changing method the CSRF token and the origin."""
+    session = read(settings, request.cookies.get(COOKIE, ""))
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.csrf(settings).encode()):
+            raise denied(f"A console request that changes something must carry the session's {CSRF_HEADER} "
+                         "header")
+        origin = request.headers.get("origin")
+        if origin is not None and origin != own_origin(request):
+            raise denied(f"Requests from {origin} may not use the console session")
+    return session
+
+
+def own_origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+
+
+def uses_console(request: Request) -> bool:
+    """No signature of any kind, and the console cookie: the request is the console's."""
+    return ("authorization" not in request.headers and "X-Amz-Signature" not in request.query_params
+            and COOKIE in request.cookies)

@@ -1,0 +1,274 @@
+// The Loupe console: a small app of plain modules, hash-routed. Every call goes through api.js
+// to Loupe's own API; every failure is shown in words (explain), never left blank.
+
+import { ApiError, lookout, session } from "./api.js";
+
+const view = document.getElementById("view");
+const notice = document.getElementById("notice");
+const crumbs = document.getElementById("crumbs");
+const who = document.getElementById("who");
+const signOutButton = document.getElementById("sign-out");
+const TRANSITIONAL = /(IN_PROGRESS|TRAINING|STARTING|STOPPING|DELETING|PENDING)/;
+let refreshTimer = null;
+
+// --- small DOM helpers (text is always set as text: nothing from the API becomes markup) ---------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, "");
+    else if (v !== false && v !== undefined && v !== null) el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+function statusBadge(status) {
+  const s = status || "—";
+  const cls = /FAILED/.test(s) ? "bad" : TRANSITIONAL.test(s) ? "busy" : /(COMPLETE|TRAINED|HOSTED|SUCCEEDED)/.test(s) ? "ok" : "";
+  return h("span", { class: `status ${cls}`, "data-status": s }, s.replaceAll("_", " ").toLowerCase());
+}
+
+const when = (t) => (t ? new Date(typeof t === "number" ? t * 1000 : t).toLocaleString() : "—");
+
+// --- errors in words -------------------------------------------------------------------------
+
+const HINTS = {
+  ConflictException: "Loupe refused because of the state of something else. ",
+  ResourceNotFoundException: "It does not exist (any more): it may have been deleted elsewhere. ",
+  ValidationException: "A value was not accepted. ",
+  ServiceQuotaExceededException: "A limit of Loupe was reached. ",
+  ThrottlingException: "Loupe is busy; try again in a moment. ",
+  InternalServerException: "Loupe failed on its side; try again, and if it persists look in its logs. ",
+  NetworkError: "",
+};
+
+export function explain(err) {
+  if (!(err instanceof ApiError)) return `Something went wrong in the console: ${err.message || err}`;
+  const hint = HINTS[err.code] ?? "";
+  const id = err.requestId ? ` (request ${err.requestId})` : "";
+  return `${hint}${err.message}${id}`;
+}
+
+function show(message, kind = "error") {
+  notice.textContent = message;
+  notice.className = kind;
+  notice.hidden = false;
+}
+
+function clearNotice() { notice.hidden = true; notice.textContent = ""; }
+
+async function attempt(work, done) {
+  clearNotice();
+  try {
+    const result = await work();
+    if (done) show(done, "info");
+    return result;
+  } catch (err) {
+    if (err instanceof ApiError && (err.code === "AccessDeniedException" || err.code === "ERROR_USER_NOT_EXISTS")) {
+      location.hash = "#/sign-in";
+    }
+    show(explain(err));
+    return undefined;
+  }
+}
+
+// --- views -----------------------------------------------------------------------------------
+
+function render(title, ...children) {
+  view.replaceChildren(h("h1", {}, title), ...children);
+  document.title = `${title} · Loupe console`;
+  view.focus();
+}
+
+function signInView() {
+  crumbs.replaceChildren();
+  const key = h("input", { id: "access-key", name: "accessKeyId", autocomplete: "username", required: true });
+  const secret = h("input", { id: "secret-key", name: "secretAccessKey", type: "password", autocomplete: "current-password", required: true });
+  const form = h("form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const s = await attempt(() => session.signIn(key.value.trim(), secret.value));
+      secret.value = "";  // the secret is never kept
+      if (s) { signedIn(s); location.hash = "#/projects"; }
+    },
+  },
+  h("label", { for: "access-key" }, "Access key ID", key),
+  h("label", { for: "secret-key" }, "Secret access key", secret),
+  h("button", { type: "submit" }, "Sign in"));
+  view.replaceChildren(h("div", { class: "card" }, h("h1", {}, "Sign in to Loupe"),
+    h("p", { class: "muted" }, "Use an access key of this Loupe (LOUPE_ACCESS_KEY_ID). The secret is sent once and never stored in the browser."),
+    form));
+  document.title = "Sign in · Loupe console";
+  key.focus();
+}
+
+async function projectsView() {
+  crumbs.replaceChildren("Projects");
+  const name = h("input", { id: "new-project", name: "ProjectName", placeholder: "my-project", required: true, pattern: "[a-zA-Z0-9][a-zA-Z0-9_\\-]*", maxlength: "255" });
+  const create = h("form", {
+    class: "inline",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const made = await attempt(() => lookout.createProject(name.value.trim()), `Project ${name.value.trim()} created.`);
+      if (made) { name.value = ""; await fillProjects(table); }
+    },
+  }, h("label", { for: "new-project" }, "New project name", name), h("button", { type: "submit" }, "Create project"));
+  const table = h("div", { id: "projects" }, h("p", {}, "Loading projects…"));
+  render("Projects", create, table);
+  await fillProjects(table);
+}
+
+async function projectSummary(p) {
+  const [described, models] = await Promise.all([
+    lookout.describeProject(p.ProjectName).catch(() => null),
+    lookout.listModels(p.ProjectName).catch(() => null),
+  ]);
+  const datasets = described?.ProjectDescription?.Datasets ?? [];
+  const versions = models?.Models ?? [];
+  const latest = versions.slice().sort((a, b) => Number(b.ModelVersion) - Number(a.ModelVersion))[0];
+  return { datasets, versions, latest };
+}
+
+async function fillProjects(table) {
+  const listed = await attempt(() => lookout.listProjects());
+  if (!listed) { table.replaceChildren(h("p", { class: "empty" }, "The projects could not be read.")); return; }
+  const projects = listed.Projects ?? [];
+  if (!projects.length) {
+    table.replaceChildren(h("p", { class: "empty" }, "No projects yet: create one above."));
+    return;
+  }
+  const summaries = await Promise.all(projects.map(projectSummary));
+  const rows = projects.map((p, i) => {
+    const { datasets, versions, latest } = summaries[i];
+    return h("tr", { "data-project": p.ProjectName },
+      h("td", {}, h("a", { href: `#/projects/${encodeURIComponent(p.ProjectName)}` }, p.ProjectName)),
+      h("td", {}, when(p.CreationTimestamp)),
+      h("td", {}, datasets.length ? datasets.map((d) => h("div", {}, `${d.DatasetType} `, statusBadge(d.Status))) : h("span", { class: "muted" }, "none")),
+      h("td", {}, versions.length ? [`${versions.length} `, latest ? statusBadge(latest.Status) : ""] : h("span", { class: "muted" }, "none")),
+      h("td", {}, h("button", { class: "danger", type: "button", onclick: () => deleteProject(p.ProjectName, table) }, "Delete")));
+  });
+  table.replaceChildren(h("table", {},
+    h("thead", {}, h("tr", {}, ["Project", "Created", "Datasets", "Model versions (latest)", ""].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows)));
+}
+
+async function deleteProject(project, table) {
+  if (!window.confirm(`Delete project ${project}? Its datasets and model versions must be deleted first.`)) return;
+  const done = await attempt(() => lookout.deleteProject(project), `Project ${project} deleted.`);
+  if (done) await fillProjects(table);
+}
+
+async function projectView(project) {
+  crumbs.replaceChildren(h("a", { href: "#/projects" }, "Projects"), " / ", project);
+  const datasets = h("div", { id: "datasets" }, h("p", {}, "Loading datasets…"));
+  const models = h("div", { id: "models" }, h("p", {}, "Loading model versions…"));
+  const bucket = h("input", { id: "output-bucket", value: "loupe-console", required: true });
+  const train = h("form", {
+    class: "inline",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const made = await attempt(() => lookout.createModel(project, bucket.value.trim()));
+      if (made) { show(`Training model version ${made.ModelMetadata.ModelVersion} started.`, "info"); await refresh(); }
+    },
+  }, h("label", { for: "output-bucket" }, "Output bucket", bucket), h("button", { type: "submit" }, "Train a model"));
+  render(project, h("h2", {}, "Datasets"), datasets, h("h2", {}, "Model versions"), train, models);
+  async function refresh() {
+    const busy = await Promise.all([fillDatasets(project, datasets, refresh), fillModels(project, models, refresh)]);
+    clearTimeout(refreshTimer);
+    if (busy.some(Boolean) && location.hash === `#/projects/${encodeURIComponent(project)}`) refreshTimer = setTimeout(refresh, 2000);
+  }
+  await refresh();
+}
+
+async function fillDatasets(project, box, refresh) {
+  const described = await attempt(() => lookout.describeProject(project));
+  if (!described) { box.replaceChildren(h("p", { class: "empty" }, "The project could not be read.")); return false; }
+  const types = ["train", "test"];
+  const found = Object.fromEntries((described.ProjectDescription.Datasets ?? []).map((d) => [d.DatasetType, d]));
+  const details = await Promise.all(types.map((t) => (found[t] ? lookout.describeDataset(project, t).catch(() => null) : null)));
+  const rows = types.map((t, i) => {
+    const d = details[i]?.DatasetDescription;
+    const stats = d?.ImageStats ?? {};
+    return h("tr", { "data-dataset": t },
+      h("td", {}, t),
+      h("td", {}, d ? statusBadge(d.Status) : h("span", { class: "muted" }, "not created")),
+      h("td", {}, d ? `${stats.Total ?? 0} images · ${stats.Labeled ?? 0} labelled · ${stats.Normal ?? 0} normal · ${stats.Anomaly ?? 0} anomalous` : ""),
+      h("td", { class: "muted" }, d?.StatusMessage ?? ""),
+      h("td", { class: "actions" }, d
+        ? h("button", { class: "danger", type: "button", onclick: async () => {
+          if (!window.confirm(`Delete the ${t} dataset of ${project}?`)) return;
+          if (await attempt(() => lookout.deleteDataset(project, t), `The ${t} dataset was deleted.`)) await refresh();
+        } }, "Delete")
+        : h("button", { class: "secondary", type: "button", onclick: async () => {
+          if (await attempt(() => lookout.createDataset(project, t), `An empty ${t} dataset was created.`)) await refresh();
+        } }, "Create empty")));
+  });
+  box.replaceChildren(h("table", {},
+    h("thead", {}, h("tr", {}, ["Dataset", "Status", "Images", "Message", ""].map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", {}, rows)));
+  return details.some((d) => TRANSITIONAL.test(d?.DatasetDescription?.Status ?? ""));
+}
+
+async function fillModels(project, box, refresh) {
+  const listed = await attempt(() => lookout.listModels(project));
+  if (!listed) { box.replaceChildren(h("p", { class: "empty" }, "The model versions could not be read.")); return false; }
+  const versions = (listed.Models ?? []).slice().sort((a, b) => Number(b.ModelVersion) - Number(a.ModelVersion));
+  if (!versions.length) { box.replaceChildren(h("p", { class: "empty" }, "No model versions yet.")); return false; }
+  const described = await Promise.all(versions.map((m) => lookout.describeModel(project, m.ModelVersion).catch(() => null)));
+  const rows = versions.map((m, i) => {
+    const d = described[i]?.ModelDescription ?? m;
+    const perf = d.Performance ?? {};
+    const min = h("input", { type: "number", min: "1", max: "100", value: "1", "aria-label": `Minimum inference units of version ${m.ModelVersion}` });
+    const max = h("input", { type: "number", min: "1", max: "100", value: "1", "aria-label": `Maximum inference units of version ${m.ModelVersion}` });
+    const act = (label, cls, work, done) => h("button", { class: cls, type: "button", onclick: async () => {
+      if (await attempt(work, done)) await refresh();
+    } }, label);
+    const actions = [];
+    if (d.Status === "TRAINED") actions.push(min, max, act("Start hosting", "", () => lookout.startModel(project, m.ModelVersion, Number(min.value), Number(max.value)), `Version ${m.ModelVersion} is starting.`));
+    if (d.Status === "HOSTED" || d.Status === "STARTING_HOSTING") actions.push(act("Stop hosting", "secondary", () => lookout.stopModel(project, m.ModelVersion), `Version ${m.ModelVersion} is stopping.`));
+    if (!TRANSITIONAL.test(d.Status) && d.Status !== "HOSTED") actions.push(act("Delete", "danger", () => lookout.deleteModel(project, m.ModelVersion), `Version ${m.ModelVersion} is being deleted.`));
+    const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : "—");
+    return h("tr", { "data-version": m.ModelVersion },
+      h("td", {}, m.ModelVersion),
+      h("td", {}, statusBadge(d.Status)),
+      h("td", { class: "muted" }, d.StatusMessage ?? ""),
+      h("td", {}, `F1 ${fmt(perf.F1Score)} · precision ${fmt(perf.Precision)} · recall ${fmt(perf.Recall)}`),
+      h("td", { class: "actions" }, actions));
+  });
+  box.replaceChildren(h("table", {},
+    h("thead", {}, h("tr", {}, ["Version", "Status", "Message", "Evaluation (test dataset)", ""].map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", {}, rows)));
+  return described.some((x) => TRANSITIONAL.test(x?.ModelDescription?.Status ?? ""));
+}
+
+// --- session and routing ---------------------------------------------------------------------
+
+function signedIn(s) {
+  who.textContent = `${s.accessKeyId} · until ${when(s.expiresAt)}`;
+  signOutButton.hidden = false;
+}
+
+signOutButton.addEventListener("click", async () => {
+  await attempt(() => session.signOut());
+  who.textContent = "";
+  signOutButton.hidden = true;
+  location.hash = "#/sign-in";
+  show("Signed out.", "info");
+});
+
+async function route() {
+  clearTimeout(refreshTimer);
+  const hash = location.hash || "#/projects";
+  if (hash === "#/sign-in") { signInView(); return; }
+  if (signOutButton.hidden) {
+    try { signedIn(await session.current()); } catch { location.hash = "#/sign-in"; return; }
+  }
+  const project = hash.match(/^#\/projects\/(.+)$/);
+  if (project) await projectView(decodeURIComponent(project[1]));
+  else await projectsView();
+}
+
+window.addEventListener("hashchange", () => { clearNotice(); route(); });
+route();

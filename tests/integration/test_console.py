@@ -1,0 +1,181 @@
+"""The web console against the real stack: its session (sign-in with an access key, the cookie,
+CSRF and origin checks on every change, sign-out), and a walk-through in headless Chromium
+(Playwright driving Debian's chromium) of what a user does in it: sign in, create a project, read
+its datasets, train a model version, host it and stop it, see the API's refusals in words, sign
+out. Screenshots of each step go to LOUPE_SCREENSHOT_DIR (docs/console for the README)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from helpers import fill
+from loupe_common.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
+
+CHROMIUM = "/usr/bin/chromium"
+LOOKOUT = "/2020-11-20"
+
+
+def signed_in(stack) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=stack.endpoint_url)
+    r = client.post("/loupe/console/api/session",
+                    json={"accessKeyId": DEV_ACCESS_KEY_ID, "secretAccessKey": DEV_SECRET_ACCESS_KEY})
+    assert r.status_code == 200, r.text
+    return client, r.json()["data"]["csrfToken"]
+
+
+def test_a_console_session_calls_the_api_and_every_change_needs_its_csrf_token(stack):
+    anonymous = httpx.Client(base_url=stack.endpoint_url)
+    wrong = anonymous.post("/loupe/console/api/session",
+                           json={"accessKeyId": DEV_ACCESS_KEY_ID, "secretAccessKey": "not-the-secret"})
+    assert wrong.status_code == 401 and wrong.json()["error_detail"]["code"] == "ERROR_USER_NOT_EXISTS"
+    assert "loupe_console" not in wrong.cookies
+    form = anonymous.post("/loupe/console/api/session", content=b"accessKeyId=x",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415  # another site's form cannot sign a browser in
+    assert anonymous.get(f"{LOOKOUT}/projects").status_code == 403  # neither signature nor session
+
+    client, csrf = signed_in(stack)
+    cookie = client.cookies.jar._cookies  # noqa: SLF001 (the attributes the server set)
+    set_cookie = [c for domain in cookie.values() for path in domain.values() for c in path.values()][0]
+    assert set_cookie.name == "loupe_console" and set_cookie.path == "/"
+    assert set_cookie.has_nonstandard_attr("HttpOnly") and set_cookie.get_nonstandard_attr("SameSite") == "strict"
+    assert client.get("/loupe/console/api/session").json()["data"]["accessKeyId"] == DEV_ACCESS_KEY_ID
+    assert client.get(f"{LOOKOUT}/projects").status_code == 200
+
+    project = f"console-{uuid.uuid4().hex[:8]}"
+    no_token = client.post(f"{LOOKOUT}/projects", json={"ProjectName": project})
+    assert no_token.status_code == 403 and no_token.headers["x-amzn-ErrorType"].startswith("AccessDeniedException")
+    assert "x-loupe-csrf" in no_token.json()["message"]
+    cross_site = client.post(f"{LOOKOUT}/projects", json={"ProjectName": project},
+                             headers={"X-Loupe-Csrf": csrf, "Origin": "https://evil.example"})
+    assert cross_site.status_code == 403 and "evil.example" in cross_site.json()["message"]
+    made = client.post(f"{LOOKOUT}/projects", json={"ProjectName": project}, headers={"X-Loupe-Csrf": csrf})
+    assert made.status_code == 200 and made.json()["ProjectMetadata"]["ProjectName"] == project
+    native = client.post("/loupe/v1/flow-definitions", json={}, headers={"X-Loupe-Csrf": "wrong"})
+    assert native.status_code == 403 and native.json()["error_detail"]["code"] == "AI_SERVICE_UNAUTHORIZED"
+
+    forged = httpx.Client(base_url=stack.endpoint_url, cookies={"loupe_console": "e30.AAAA"})
+    assert forged.get(f"{LOOKOUT}/projects").status_code == 403
+
+    out = client.delete("/loupe/console/api/session", headers={"X-Loupe-Csrf": csrf})
+    assert out.status_code == 200 and "loupe_console" not in client.cookies
+    assert client.get(f"{LOOKOUT}/projects").status_code == 403
+    assert client.get("/loupe/console/api/session").status_code == 401
+    again, csrf = signed_in(stack)
+    assert again.delete(f"{LOOKOUT}/projects/{project}", headers={"X-Loupe-Csrf": csrf}).status_code == 200
+
+
+def test_the_console_page_loads_only_its_own_files(stack):
+    page = httpx.get(stack.endpoint_url + "/loupe/console")
+    assert page.status_code == 200 and "<title>Loupe console</title>" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+    for name, media in (("app.js", "text/javascript"), ("api.js", "text/javascript"), ("console.css", "text/css")):
+        r = httpx.get(f"{stack.endpoint_url}/loupe/console/static/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(media)
+    for name in ("index.py", ".hidden.js", "missing.js"):
+        r = httpx.get(f"{stack.endpoint_url}/loupe/console/static/{name}")
+        assert r.status_code == 404 and r.json()["error_detail"]["code"] == "ERROR_FILE_NOT_FOUND"
+    outside = httpx.get(f"{stack.endpoint_url}/loupe/console/static/..%2F..%2Fconsole_session.py")
+    assert outside.status_code == 404 and "def authenticate" not in outside.text
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make test installs it as root)")
+def test_console_walkthrough(stack, lookout, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = Path(os.environ.get("LOUPE_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    project = f"line-{uuid.uuid4().hex[:6]}"
+    origin = urlsplit(stack.endpoint_url)
+    elsewhere, page_errors = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.on("request", lambda r: urlsplit(r.url).netloc != origin.netloc and elsewhere.append(r.url))
+        page.on("pageerror", lambda e: page_errors.append(str(e)))
+        page.on("dialog", lambda d: d.accept())
+
+        # 1. Sign in: a wrong secret is refused in words, the right one opens the projects.
+        page.goto(stack.endpoint_url + "/loupe/console")
+        expect(page).to_have_url(f"{stack.endpoint_url}/loupe/console#/sign-in")
+        page.fill("#access-key", DEV_ACCESS_KEY_ID)
+        page.fill("#secret-key", "wrong-secret")
+        page.keyboard.press("Enter")
+        expect(page.locator("#notice")).to_contain_text("The access key or the secret is wrong")
+        assert page.input_value("#secret-key") == ""  # never kept, not even in the form
+        page.screenshot(path=str(shots / "console-1-sign-in.png"))
+        page.fill("#secret-key", DEV_SECRET_ACCESS_KEY)
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Projects")
+        expect(page.locator("#who")).to_contain_text(DEV_ACCESS_KEY_ID)
+
+        # 2. Projects: create one; a second with the same name is refused in the API's words.
+        page.fill("#new-project", project)
+        page.click("text=Create project")
+        row = page.locator(f"tr[data-project='{project}']")
+        expect(row).to_be_visible()
+        page.fill("#new-project", project)
+        page.click("text=Create project")
+        expect(page.locator("#notice")).to_contain_text("already exists")
+        expect(page.locator("#notice")).to_contain_text("request ")  # the request id, for the logs
+
+        # 3. Datasets (filled the way AWS's tools do, from a manifest), read in the project's page.
+        fill(lookout, stack.data_dir / "s3", project, "train", normal=14, anomalous=0, seed=0)
+        fill(lookout, stack.data_dir / "s3", project, "test", normal=6, anomalous=6, seed=100)
+        page.reload()
+        expect(row.locator("[data-status='UPDATE_COMPLETE']")).to_have_count(2)
+        page.screenshot(path=str(shots / "console-2-projects.png"))
+        row.locator("a").click()
+        expect(page.locator("h1")).to_have_text(project)
+        expect(page.locator("tr[data-dataset='train']")).to_contain_text("14 images")
+        expect(page.locator("tr[data-dataset='test']")).to_contain_text("6 anomalous")
+
+        # 4. Train: the version appears, its status follows training, the evaluation shows.
+        page.click("text=Train a model")
+        version = page.locator("tr[data-version='1']")
+        expect(version.locator("[data-status='TRAINED']")).to_be_visible(timeout=180_000)
+        expect(version).to_contain_text("F1 ")
+        page.screenshot(path=str(shots / "console-3-trained.png"))
+
+        # 5. Host on 1..2 inference units, then stop.
+        version.locator("input[type=number]").nth(1).fill("2")
+        version.locator("text=Start hosting").click()
+        expect(version.locator("[data-status='HOSTED']")).to_be_visible(timeout=120_000)
+        page.screenshot(path=str(shots / "console-4-hosted.png"))
+        assert lookout.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"][
+            "MaxInferenceUnits"] == 2
+        version.locator("text=Stop hosting").click()
+        expect(version.locator("[data-status='TRAINED']")).to_be_visible(timeout=120_000)
+
+        # The API's conflict rules, in words: a project with datasets and models is not deleted.
+        page.click("a >> text=Projects")
+        row.locator("text=Delete").click()
+        expect(page.locator("#notice")).to_contain_text("still has datasets; delete them first")
+        page.screenshot(path=str(shots / "console-5-refused.png"))
+
+        # Keyboard only: focus reaches the project link and Enter opens it.
+        page.keyboard.press("Tab")
+        for _ in range(30):
+            if page.evaluate("document.activeElement.textContent") == project:
+                break
+            page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text(project)
+
+        # Sign out: the API no longer answers this browser.
+        page.click("#sign-out")
+        expect(page.locator("h1")).to_have_text("Sign in to Loupe")
+        status = page.evaluate("fetch('/2020-11-20/projects').then(r => r.status)")
+        assert status == 403
+        browser.close()
+    assert elsewhere == [] and page_errors == []
+    lookout.delete_model(ProjectName=project, ModelVersion="1")
