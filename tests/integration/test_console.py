@@ -6,6 +6,7 @@ out. Screenshots of each step go to LOUPE_SCREENSHOT_DIR (docs/console for the R
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from helpers import fill
+from helpers import fill, pattern_png
 from loupe_common.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
 
 CHROMIUM = "/usr/bin/chromium"
@@ -139,18 +140,57 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         expect(page.locator("tr[data-dataset='train']")).to_contain_text("14 images")
         expect(page.locator("tr[data-dataset='test']")).to_contain_text("6 anomalous")
 
+        # 3b. The test dataset's grid: thumbnails, the anomaly filter, one image at full size.
+        page.click("tr[data-dataset='test'] a")
+        expect(page.locator("#grid .tile")).to_have_count(12)
+        page.wait_for_function("() => [...document.querySelectorAll('#grid img')].every(i => i.naturalWidth > 0)")
+        page.select_option("#filter-label", "anomaly")
+        expect(page.locator("#grid .tile")).to_have_count(6)
+        expect(page.locator("#grid .tile[data-label='normal']")).to_have_count(0)
+        page.select_option("#filter-label", "normal")
+        expect(page.locator("#grid .tile[data-label='normal']")).to_have_count(6)
+        expect(page.locator("#grid .tile")).to_have_count(6)
+        first = page.locator("#grid .tile").first
+        relabelled = first.get_attribute("data-source")
+        first.click()
+        page.wait_for_function("() => document.querySelector('#full-image')?.naturalWidth === 160")
+        page.screenshot(path=str(shots / "console-3-dataset.png"))
+        page.click("text=Mark anomaly")
+        expect(page.locator("#notice")).to_contain_text("is now anomaly")
+        expect(page.locator("#grid .tile")).to_have_count(5)  # the filter still shows normal images
+        expect(page.locator("#dataset-stats")).to_contain_text("7 anomalous")
+        lines = lookout.list_dataset_entries(ProjectName=project, DatasetType="test",
+                                             SourceRefContains=relabelled.rsplit("/", 1)[1])["DatasetEntries"]
+        assert json.loads(lines[0])["anomaly-label-metadata"]["class-name"] == "anomaly"
+
+        # 3c. Upload a folder: normal/ and anomaly/ label their images, the rest is refused with its reason.
+        folder = tmp_path / "line-photos"
+        (folder / "normal").mkdir(parents=True)
+        (folder / "anomaly").mkdir()
+        (folder / "normal" / "n1.png").write_bytes(pattern_png(900))
+        (folder / "anomaly" / "a1.png").write_bytes(pattern_png(901, defect=True))
+        (folder / "notes.txt").write_text("not an image")
+        page.select_option("#filter-label", "")
+        page.set_input_files("#upload-folder", str(folder))
+        expect(page.locator("#notice")).to_contain_text("2 added to the test dataset, 1 refused")
+        expect(page.locator("#upload-progress .bad")).to_contain_text("notes.txt: refused")
+        expect(page.locator("#dataset-stats")).to_contain_text("14 images")
+        expect(page.locator("#dataset-stats")).to_contain_text("8 anomalous")
+        page.screenshot(path=str(shots / "console-4-upload.png"))
+        page.click(f"a >> text={project}")
+
         # 4. Train: the version appears, its status follows training, the evaluation shows.
         page.click("text=Train a model")
         version = page.locator("tr[data-version='1']")
         expect(version.locator("[data-status='TRAINED']")).to_be_visible(timeout=180_000)
         expect(version).to_contain_text("F1 ")
-        page.screenshot(path=str(shots / "console-3-trained.png"))
+        page.screenshot(path=str(shots / "console-5-trained.png"))
 
         # 5. Host on 1..2 inference units, then stop.
         version.locator("input[type=number]").nth(1).fill("2")
         version.locator("text=Start hosting").click()
         expect(version.locator("[data-status='HOSTED']")).to_be_visible(timeout=120_000)
-        page.screenshot(path=str(shots / "console-4-hosted.png"))
+        page.screenshot(path=str(shots / "console-6-hosted.png"))
         assert lookout.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"][
             "MaxInferenceUnits"] == 2
         version.locator("text=Stop hosting").click()
@@ -160,7 +200,7 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         page.click("a >> text=Projects")
         row.locator("text=Delete").click()
         expect(page.locator("#notice")).to_contain_text("still has datasets; delete them first")
-        page.screenshot(path=str(shots / "console-5-refused.png"))
+        page.screenshot(path=str(shots / "console-7-refused.png"))
 
         # Keyboard only: focus reaches the project link and Enter opens it.
         page.keyboard.press("Tab")

@@ -76,6 +76,9 @@ class ListDatasetEntries(Command):
     source_ref_contains: SourceRefContains | None = None
     max_results: MaxResults = 100
     next_token: PaginationToken | None = None
+    # Loupe-native (the console's grid): each entry also as "Entries" [{source_ref, label, line, image,
+    # mask, width, height, anomaly_classes, note, created_at}], image and mask as dataset file names.
+    detail: bool = False
 
 
 class UpdateDatasetEntries(Command):

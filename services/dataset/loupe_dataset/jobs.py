@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from loupe_common.blobs import BlobNotFound
+from loupe_common.dataset_files import blob_prefix
 from loupe_common.dataset_messages import DatasetJob
 from loupe_common.lookout import BUSY_DATASET_STATUSES, DatasetStatus
 
@@ -20,10 +21,6 @@ from .timeutil import now
 
 log = logging.getLogger("loupe.dataset.jobs")
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
-
-
-def blob_prefix(project_name: str, dataset_type: str) -> str:
-    return f"datasets/{project_name}/{dataset_type}"
 
 
 async def run_job(state: DatasetState, job: DatasetJob) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from loupe_common import dataset_files
 from loupe_common.blobs import BlobStore
 from loupe_common.images import ImageInfo, ImageRejected, decode_image, inspect_image
 from loupe_common.lookout import MAX_DATASET_ENTRY_CHARS
@@ -270,11 +271,11 @@ async def _load_line(
                 await asyncio.to_thread(check_mask_colors, line, decoded)
         finally:
             decoded.close()
-    blob_key = f"{blob_prefix}/{image.sha256}.{image.extension}"
+    blob_key = dataset_files.image_key(blob_prefix, image.sha256, image.extension)
     await blobs.put(blob_key, data)
     mask_key = None
     if mask is not None and mask_bytes is not None:
-        mask_key = f"{blob_prefix}/masks/{mask.sha256}.png"
+        mask_key = dataset_files.mask_key(blob_prefix, mask.sha256)
         await blobs.put(mask_key, mask_bytes)
     return ImportedEntry(line, image, blob_key, mask_key)
 

@@ -83,3 +83,40 @@ export const lookout = {
     { MinInferenceUnits: min, ...(max ? { MaxInferenceUnits: max } : {}) }),
   stopModel: (project, version) => call("POST", `${LOOKOUT}/projects/${enc(project)}/models/${enc(version)}/stop`),
 };
+
+const NATIVE = "/loupe/v1";
+const utf8ToBase64 = (text) => {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+};
+
+export const datasets = {
+  // A page of entries with their file names (Loupe-native), newest filters as the grid sets them.
+  browse: (project, type, { label, contains, token } = {}) => {
+    const q = new URLSearchParams({ max_results: "100" });
+    if (label) q.set("label", label);
+    if (contains) q.set("source_ref_contains", contains);
+    if (token) q.set("next_token", token);
+    return call("GET", `${NATIVE}/projects/${enc(project)}/datasets/${enc(type)}/entries?${q}`);
+  },
+  fileUrl: (project, type, name, size = "full") =>
+    `${NATIVE}/projects/${enc(project)}/datasets/${enc(type)}/files/${name.split("/").map(enc).join("/")}?size=${size}`,
+  // AWS's UpdateDatasetEntries: JSON Lines, base64 in the body.
+  updateEntries: (project, type, lines) => call("PATCH", `${LOOKOUT}/projects/${enc(project)}/datasets/${enc(type)}/entries`,
+    { Changes: utf8ToBase64(lines.map((l) => JSON.stringify(l)).join("\n")) }),
+  createFromManifest: (project, type, bucket, key) => call("POST", `${LOOKOUT}/projects/${enc(project)}/datasets`,
+    { DatasetType: type, DatasetSource: { GroundTruthManifest: { S3Object: { Bucket: bucket, Key: key } } } }),
+};
+
+// One image into the project's upload bucket (Loupe-native); the answer's source_ref goes into a
+// manifest line. Raw bytes with their own type: the server checks the bytes agree.
+export async function uploadImage(project, file) {
+  const response = await fetch(`${NATIVE}/projects/${enc(project)}/images?name=${enc(file.name)}`, {
+    method: "POST", credentials: "same-origin", body: file,
+    headers: { "Content-Type": file.type || "application/octet-stream", "X-Loupe-Csrf": csrfToken },
+  });
+  if (!response.ok) throw await failure(response);
+  return (await response.json()).data;
+}

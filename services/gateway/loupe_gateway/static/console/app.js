@@ -1,86 +1,16 @@
 // The Loupe console: a small app of plain modules, hash-routed. Every call goes through api.js
 // to Loupe's own API; every failure is shown in words (explain), never left blank.
 
-import { ApiError, lookout, session } from "./api.js";
+import { datasets, lookout, session } from "./api.js";
+import { datasetView } from "./datasets.js";
+import { TRANSITIONAL, attempt, clearNotice, h, read, render, show, statusBadge, view, when } from "./ui.js";
 
-const view = document.getElementById("view");
-const notice = document.getElementById("notice");
 const crumbs = document.getElementById("crumbs");
 const who = document.getElementById("who");
 const signOutButton = document.getElementById("sign-out");
-const TRANSITIONAL = /(IN_PROGRESS|TRAINING|STARTING|STOPPING|DELETING|PENDING)/;
 let refreshTimer = null;
 
-// --- small DOM helpers (text is always set as text: nothing from the API becomes markup) ---------
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, "");
-    else if (v !== false && v !== undefined && v !== null) el.setAttribute(k, v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
-  return el;
-}
-
-function statusBadge(status) {
-  const s = status || "—";
-  const cls = /FAILED/.test(s) ? "bad" : TRANSITIONAL.test(s) ? "busy" : /(COMPLETE|TRAINED|HOSTED|SUCCEEDED)/.test(s) ? "ok" : "";
-  return h("span", { class: `status ${cls}`, "data-status": s }, s.replaceAll("_", " ").toLowerCase());
-}
-
-const when = (t) => (t ? new Date(typeof t === "number" ? t * 1000 : t).toLocaleString() : "—");
-
-// --- errors in words -------------------------------------------------------------------------
-
-const HINTS = {
-  ConflictException: "Loupe refused because of the state of something else. ",
-  ResourceNotFoundException: "It does not exist (any more): it may have been deleted elsewhere. ",
-  ValidationException: "A value was not accepted. ",
-  ServiceQuotaExceededException: "A limit of Loupe was reached. ",
-  ThrottlingException: "Loupe is busy; try again in a moment. ",
-  InternalServerException: "Loupe failed on its side; try again, and if it persists look in its logs. ",
-  NetworkError: "",
-};
-
-export function explain(err) {
-  if (!(err instanceof ApiError)) return `Something went wrong in the console: ${err.message || err}`;
-  const hint = HINTS[err.code] ?? "";
-  const id = err.requestId ? ` (request ${err.requestId})` : "";
-  return `${hint}${err.message}${id}`;
-}
-
-function show(message, kind = "error") {
-  notice.textContent = message;
-  notice.className = kind;
-  notice.hidden = false;
-}
-
-function clearNotice() { notice.hidden = true; notice.textContent = ""; }
-
-async function attempt(work, done) {
-  clearNotice();
-  try {
-    const result = await work();
-    if (done) show(done, "info");
-    return result;
-  } catch (err) {
-    if (err instanceof ApiError && (err.code === "AccessDeniedException" || err.code === "ERROR_USER_NOT_EXISTS")) {
-      location.hash = "#/sign-in";
-    }
-    show(explain(err));
-    return undefined;
-  }
-}
-
 // --- views -----------------------------------------------------------------------------------
-
-function render(title, ...children) {
-  view.replaceChildren(h("h1", {}, title), ...children);
-  document.title = `${title} · Loupe console`;
-  view.focus();
-}
 
 function signInView() {
   crumbs.replaceChildren();
@@ -132,7 +62,7 @@ async function projectSummary(p) {
 }
 
 async function fillProjects(table) {
-  const listed = await attempt(() => lookout.listProjects());
+  const listed = await read(() => lookout.listProjects());
   if (!listed) { table.replaceChildren(h("p", { class: "empty" }, "The projects could not be read.")); return; }
   const projects = listed.Projects ?? [];
   if (!projects.length) {
@@ -183,7 +113,7 @@ async function projectView(project) {
 }
 
 async function fillDatasets(project, box, refresh) {
-  const described = await attempt(() => lookout.describeProject(project));
+  const described = await read(() => lookout.describeProject(project));
   if (!described) { box.replaceChildren(h("p", { class: "empty" }, "The project could not be read.")); return false; }
   const types = ["train", "test"];
   const found = Object.fromEntries((described.ProjectDescription.Datasets ?? []).map((d) => [d.DatasetType, d]));
@@ -192,7 +122,7 @@ async function fillDatasets(project, box, refresh) {
     const d = details[i]?.DatasetDescription;
     const stats = d?.ImageStats ?? {};
     return h("tr", { "data-dataset": t },
-      h("td", {}, t),
+      h("td", {}, d ? h("a", { href: `#/projects/${encodeURIComponent(project)}/datasets/${t}` }, t) : t),
       h("td", {}, d ? statusBadge(d.Status) : h("span", { class: "muted" }, "not created")),
       h("td", {}, d ? `${stats.Total ?? 0} images · ${stats.Labeled ?? 0} labelled · ${stats.Normal ?? 0} normal · ${stats.Anomaly ?? 0} anomalous` : ""),
       h("td", { class: "muted" }, d?.StatusMessage ?? ""),
@@ -201,9 +131,9 @@ async function fillDatasets(project, box, refresh) {
           if (!window.confirm(`Delete the ${t} dataset of ${project}?`)) return;
           if (await attempt(() => lookout.deleteDataset(project, t), `The ${t} dataset was deleted.`)) await refresh();
         } }, "Delete")
-        : h("button", { class: "secondary", type: "button", onclick: async () => {
+        : [h("button", { class: "secondary", type: "button", onclick: async () => {
           if (await attempt(() => lookout.createDataset(project, t), `An empty ${t} dataset was created.`)) await refresh();
-        } }, "Create empty")));
+        } }, "Create empty"), manifestForm(project, t, refresh)]));
   });
   box.replaceChildren(h("table", {},
     h("thead", {}, h("tr", {}, ["Dataset", "Status", "Images", "Message", ""].map((x) => h("th", { scope: "col" }, x)))),
@@ -211,8 +141,18 @@ async function fillDatasets(project, box, refresh) {
   return details.some((d) => TRANSITIONAL.test(d?.DatasetDescription?.Status ?? ""));
 }
 
+// A dataset made from a Ground Truth manifest in a bucket, as Lookout's CreateDataset does.
+function manifestForm(project, type, refresh) {
+  const bucket = h("input", { name: "bucket", placeholder: "bucket", "aria-label": `Manifest bucket for ${type}`, required: true });
+  const key = h("input", { name: "key", placeholder: "path/to/file.manifest", "aria-label": `Manifest key for ${type}`, required: true });
+  return h("form", { class: "inline", onsubmit: async (e) => {
+    e.preventDefault();
+    if (await attempt(() => datasets.createFromManifest(project, type, bucket.value.trim(), key.value.trim()), `The ${type} dataset is importing the manifest.`)) await refresh();
+  } }, bucket, key, h("button", { type: "submit", class: "secondary" }, "Import manifest"));
+}
+
 async function fillModels(project, box, refresh) {
-  const listed = await attempt(() => lookout.listModels(project));
+  const listed = await read(() => lookout.listModels(project));
   if (!listed) { box.replaceChildren(h("p", { class: "empty" }, "The model versions could not be read.")); return false; }
   const versions = (listed.Models ?? []).slice().sort((a, b) => Number(b.ModelVersion) - Number(a.ModelVersion));
   if (!versions.length) { box.replaceChildren(h("p", { class: "empty" }, "No model versions yet.")); return false; }
@@ -265,8 +205,10 @@ async function route() {
   if (signOutButton.hidden) {
     try { signedIn(await session.current()); } catch { location.hash = "#/sign-in"; return; }
   }
-  const project = hash.match(/^#\/projects\/(.+)$/);
-  if (project) await projectView(decodeURIComponent(project[1]));
+  const dataset = hash.match(/^#\/projects\/([^/]+)\/datasets\/(train|test)$/);
+  const project = hash.match(/^#\/projects\/([^/]+)$/);
+  if (dataset) await datasetView(decodeURIComponent(dataset[1]), dataset[2]);
+  else if (project) await projectView(decodeURIComponent(project[1]));
   else await projectsView();
 }
 
