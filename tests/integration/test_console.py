@@ -101,7 +101,8 @@ def test_console_walkthrough(stack, lookout, tmp_path):
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run", "--disable-sync"])
         page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.on("request", lambda r: urlsplit(r.url).netloc != origin.netloc and elsewhere.append(r.url))
+        page.on("request", lambda r: urlsplit(r.url).scheme not in ("blob", "data")
+                and urlsplit(r.url).netloc != origin.netloc and elsewhere.append(r.url))
         page.on("pageerror", lambda e: page_errors.append(str(e)))
         page.on("dialog", lambda d: d.accept())
 
@@ -186,21 +187,44 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         expect(version).to_contain_text("F1 ")
         page.screenshot(path=str(shots / "console-5-trained.png"))
 
-        # 5. Host on 1..2 inference units, then stop.
-        version.locator("input[type=number]").nth(1).fill("2")
-        version.locator("text=Start hosting").click()
-        expect(version.locator("[data-status='HOSTED']")).to_be_visible(timeout=120_000)
-        page.screenshot(path=str(shots / "console-6-hosted.png"))
+        # 4b. The version's page: the evaluation's figures and the training report, in the page.
+        version.locator("a").click()
+        expect(page.locator("#metrics")).to_contain_text("F1 at the threshold")
+        expect(page.locator("#metrics")).to_contain_text("classification")
+        report = page.frame_locator("#report")
+        expect(report.locator("text=Precision–recall")).to_be_visible()
+        page.screenshot(path=str(shots / "console-6-evaluation.png"), full_page=True)
+
+        # 5. Host on 1..2 inference units: the units serving and how busy they are.
+        page.fill("#max-units", "2")
+        page.click("text=Start hosting")
+        expect(page.locator("[data-status='HOSTED']")).to_be_visible(timeout=120_000)
+        expect(page.locator("#units-serving")).to_have_text("1 of 1 units serving")
+        expect(page.locator("#busy-share")).to_contain_text("%")
         assert lookout.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"][
             "MaxInferenceUnits"] == 2
-        version.locator("text=Stop hosting").click()
-        expect(version.locator("[data-status='TRAINED']")).to_be_visible(timeout=120_000)
+
+        # 6. Try it: an anomalous image, its heatmap; a higher threshold calls it normal.
+        sample = tmp_path / "try.png"
+        sample.write_bytes(pattern_png(777, defect=True))
+        page.set_input_files("#try-file", str(sample))
+        expect(page.locator("#verdict")).to_contain_text("Anomalous")
+        page.wait_for_function("() => document.querySelector('#heatmap')?.naturalWidth === 160")
+        page.fill("#heatmap-opacity", "0.4")
+        assert page.eval_on_selector("#heatmap", "img => img.style.opacity") == "0.4"
+        page.screenshot(path=str(shots / "console-7-try-it.png"), full_page=True)
+        page.eval_on_selector("#threshold", "s => { s.value = s.max; s.dispatchEvent(new Event('change')); }")
+        expect(page.locator("#verdict")).to_contain_text("Normal")
+
+        page.click("text=Stop hosting")
+        expect(page.locator("[data-status='TRAINED']")).to_be_visible(timeout=120_000)
+        page.click(f"a >> text={project}")
 
         # The API's conflict rules, in words: a project with datasets and models is not deleted.
         page.click("a >> text=Projects")
         row.locator("text=Delete").click()
         expect(page.locator("#notice")).to_contain_text("still has datasets; delete them first")
-        page.screenshot(path=str(shots / "console-7-refused.png"))
+        page.screenshot(path=str(shots / "console-8-refused.png"))
 
         # Keyboard only: focus reaches the project link and Enter opens it.
         page.keyboard.press("Tab")

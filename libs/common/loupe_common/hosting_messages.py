@@ -46,7 +46,16 @@ class ResolveDeployment(Command):
     model_version: ModelVersionRef
 
 
-HostingCommand = Annotated[StartModel | StopModel | ResolveDeployment, Field(discriminator="operation")]
+class DescribeHosting(Command):
+    """Loupe-native: a model version's inference units as they are now (units serving, how busy)."""
+
+    operation: Literal["DescribeHosting"] = "DescribeHosting"
+    project_name: ProjectName
+    model_version: ModelVersionRef
+
+
+HostingCommand = Annotated[StartModel | StopModel | ResolveDeployment | DescribeHosting,
+                           Field(discriminator="operation")]
 
 
 # --- between hosting and the workers ----------------------------------------------------------
@@ -98,4 +107,5 @@ H_REQUEST_ID = "loupe-request-id"
 H_CONTENT_TYPE = "loupe-content-type"
 H_THRESHOLD = "loupe-threshold"
 H_MASK = "loupe-mask"
+H_HEATMAP = "loupe-heatmap"  # "1": the native result also carries the heatmap PNG (console, review)
 H_BLOB = "loupe-blob"

@@ -1,7 +1,8 @@
 """The hosting service: which model versions run, on how many inference units, on which workers.
 
 Handlers:
-  loupe.hosting.commands     -> on_command   (StartModel, StopModel, ResolveDeployment; request/reply)
+  loupe.hosting.commands     -> on_command   (StartModel, StopModel, ResolveDeployment, DescribeHosting;
+                                              request/reply)
   loupe.inference.heartbeats -> on_heartbeat (worker liveness and model load states)
   loupe.presence             -> on_presence  (reply topics in use; the janitor deletes the others)
 Publishes: loupe.hosting.assignments (the assignment table, every heartbeat interval and on change).
@@ -62,6 +63,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 reply = await deployments.stop_model(state, cmd)
             case m.ResolveDeployment():
                 return await deployments.resolve_deployment(state, cmd)
+            case m.DescribeHosting():
+                return await deployments.describe_hosting(state, cmd, reconciler[0].autoscaler)
         reconciler[0].wake.set()  # place the new units now, not at the next tick
         return reply
 

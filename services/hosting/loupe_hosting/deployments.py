@@ -13,6 +13,7 @@ from loupe_common.hosting_messages import (
     STARTING,
     STOPPING,
     TRAINED,
+    DescribeHosting,
     ResolveDeployment,
     StartModel,
     StopModel,
@@ -21,6 +22,7 @@ from loupe_common.kafka import ensure_topics
 from loupe_common.messages import Command, Reply
 from loupe_common.topics import TRAINING_COMMANDS, model_key, model_request_topic
 
+from .autoscale import Autoscaler
 from .store import HostingState
 
 
@@ -35,7 +37,7 @@ async def set_status(state: HostingState, cmd: Command, project: str, version: s
     return (await state.training.request(TRAINING_COMMANDS, request, key=project)).unwrap()
 
 
-async def _version(state: HostingState, cmd: StartModel | StopModel | ResolveDeployment) -> str:
+async def _version(state: HostingState, cmd: StartModel | StopModel | ResolveDeployment | DescribeHosting) -> str:
     """The version number (`latest` resolved by the training service, which also 404s unknown ones)."""
     if cmd.model_version != "latest":
         return cmd.model_version
@@ -129,3 +131,20 @@ async def resolve_deployment(state: HostingState, cmd: ResolveDeployment) -> Rep
     raise conflict(ResourceType.MODEL, f"{cmd.project_name}/{version}",
                    f"Model version {version} is {described['Status']}, not HOSTED; start it with StartModel "
                    "and wait for HOSTED")
+
+
+async def describe_hosting(state: HostingState, cmd: DescribeHosting, autoscaler: Autoscaler) -> Reply:
+    """The version's units now: wanted (the autoscaler's choice), serving, and how busy they are."""
+    version = await _version(state, cmd)
+    key = model_key(cmd.project_name, version)
+    doc = await state.deployments.find_one({"_id": key})
+    if doc is None:
+        return Reply.success({"ModelVersion": version, "Status": None, "ServingUnits": 0, "Units": []})
+    ready = state.fleet.ready_units(key)
+    history = autoscaler.history.get(key)
+    return Reply.success({
+        "ModelVersion": version, "Status": doc["status"], "MinInferenceUnits": doc.get("min_units"),
+        "MaxInferenceUnits": doc.get("max_units") or doc.get("min_units"), "WantedUnits": wanted_units(doc),
+        "ServingUnits": len(ready), "BusyShare": round(history.busy, 4) if history else 0.0,
+        "Units": [{"Worker": w, "Busy": round(state.fleet.heartbeats[w].models[key].busy, 4)} for w in ready],
+    })

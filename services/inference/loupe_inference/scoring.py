@@ -7,13 +7,14 @@ import base64
 
 from loupe_common.images import CONTENT_TYPES, ImageInfo, ImageRejected, Rejection, decode_image
 
-from .runtime import Detection, ModelRuntime
+from .runtime import Detection, ModelRuntime, heatmap_png
 
 
 def detect(runtime: ModelRuntime, data: bytes, *, content_type: str | None, threshold: float | None,
-           with_mask: bool) -> tuple[dict, Detection, ImageInfo]:
+           with_mask: bool, with_heatmap: bool = False) -> tuple[dict, Detection, ImageInfo]:
     """{"DetectAnomalyResult": ..., "Score": ..., "Threshold": ...} (the last two for Loupe's own
-    routes), with the detection and the image's facts for human review."""
+    routes; `with_heatmap`: also "Heatmap", an RGBA PNG to lay over the image), with the detection
+    and the image's facts for human review."""
     info, image = decode_image(data, digest=False)
     try:
         if content_type is not None and content_type != CONTENT_TYPES[info.format]:
@@ -25,6 +26,9 @@ def detect(runtime: ModelRuntime, data: bytes, *, content_type: str | None, thre
         if detection.kind == "classification" and detection.mask_png is not None:
             # Lookout's classification models had no mask; Loupe's native route offers one beside.
             result["AnomalyMask"] = base64.b64encode(detection.mask_png).decode()
+        if with_heatmap and detection.anomaly_map is not None:
+            heatmap = heatmap_png(detection.anomaly_map, detection.pixel_threshold, image.size)
+            result["Heatmap"] = base64.b64encode(heatmap).decode()
         return result, detection, info
     finally:
         image.close()

@@ -18,6 +18,7 @@ from loupe_common.hosting_messages import (
     H_BLOB,
     H_CONTENT_TYPE,
     H_CORRELATION,
+    H_HEATMAP,
     H_MASK,
     H_REPLY_TO,
     H_REQUEST_ID,
@@ -189,6 +190,7 @@ class ModelUnit(RequestUnit):
             result, detection, info = await asyncio.to_thread(
                 scoring.detect, runtime, data, content_type=header_text(headers, H_CONTENT_TYPE),
                 threshold=float(threshold) if threshold else None, with_mask=with_mask or reviewed,
+                with_heatmap=header_text(headers, H_HEATMAP) == "1",
             )
             if reviewed:
                 activation = await self._review.maybe_start(

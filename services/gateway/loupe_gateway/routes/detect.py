@@ -29,6 +29,7 @@ from loupe_common.errors import (
 )
 from loupe_common.hosting_messages import (
     H_CONTENT_TYPE,
+    H_HEATMAP,
     H_MASK,
     H_REQUEST_ID,
     H_THRESHOLD,
@@ -98,13 +99,15 @@ def check_image(content_type: str | None, body: bytes) -> str:
 
 
 async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, content_type: str | None,
-                 body: bytes, *, threshold: float | None = None, with_mask: bool = True) -> tuple[dict, dict]:
+                 body: bytes, *, threshold: float | None = None, with_mask: bool = True,
+                 with_heatmap: bool = False) -> tuple[dict, dict]:
     """The worker's result, and a Server-Timing header: the worker's own time and the whole round
     trip from the gateway (the difference is the two Kafka hops)."""
     where = build(ResolveDeployment, request_id=rid, project_name=project_name, model_version=model_version)
     declared = check_image(content_type, body)
     topic = await gw.routes.topic_for(gw.rpc, where)
-    headers = {H_REQUEST_ID: rid, H_CONTENT_TYPE: declared, H_MASK: "1" if with_mask else "0"}
+    headers = {H_REQUEST_ID: rid, H_CONTENT_TYPE: declared, H_MASK: "1" if with_mask else "0",
+               H_HEATMAP: "1" if with_heatmap else "0"}
     if threshold is not None:
         headers[H_THRESHOLD] = repr(threshold)
     started = time.perf_counter()
@@ -160,12 +163,14 @@ def _threshold(value: str | None) -> float | None:
 @native_router.post("/projects/{project_name}/models/{model_version}/detect")
 async def detect_native(gw: GatewayDep, rid: RequestId, request: Request, project_name: str,
                         model_version: str, body: Body):
-    """DetectAnomalies with options: ?threshold=<score> (default: the model's), ?mask=false."""
+    """DetectAnomalies with options: ?threshold=<score> (default: the model's), ?mask=false,
+    ?heatmap=true (an RGBA PNG of the anomaly map, as "Heatmap")."""
     q = request.query_params
     threshold, with_mask = _threshold(q.get("threshold")), _flag(q.get("mask"), "mask")
+    with_heatmap = _flag(q.get("heatmap"), "heatmap") if "heatmap" in q else False
     try:
         result, headers = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"),
-                                       body, threshold=threshold, with_mask=with_mask)
+                                       body, threshold=threshold, with_mask=with_mask, with_heatmap=with_heatmap)
     except LoupeError as err:
         code = err.error.ailab_code or AILAB_FOR_AWS[err.error.code]
         if err.error.code is ErrorCode.CONFLICT and err.error.resource_type is ResourceType.MODEL:

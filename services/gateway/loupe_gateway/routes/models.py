@@ -1,5 +1,6 @@
-"""Loupe-native model routes (AILabTools envelope): a trained version's evaluation summary, and
-its artifacts (the ONNX model, its sidecar, the evaluation manifest/result, the HTML report)."""
+"""Loupe-native model routes (AILabTools envelope): a trained version's evaluation summary, its
+artifacts (the ONNX model, its sidecar, the evaluation manifest/result, the HTML report), and its
+inference units as they are now."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
+from loupe_common import hosting_messages as hm
 from loupe_common import training_messages as tm
 from loupe_common.blobs import BlobNotFound
 from loupe_common.errors import AilabError, ailab_envelope
-from loupe_common.topics import TRAINING_COMMANDS
+from loupe_common.topics import HOSTING_COMMANDS, TRAINING_COMMANDS
 
 from ..auth import signed_body
 from ..context import GatewayDep, RequestId
@@ -51,3 +53,11 @@ async def artifact(gw: GatewayDep, rid: RequestId, project_name: str, model_vers
     except (BlobNotFound, KeyError):
         raise AilabError("ERROR_FILE_NOT_FOUND", f"{name} of model version {found['model_version']} is missing") from None
     return Response(content, media_type=MEDIA_TYPES[name])
+
+
+@router.get("/projects/{project_name}/models/{model_version}/hosting")
+async def hosting(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str) -> JSONResponse:
+    cmd = build(hm.DescribeHosting, request_id=rid, project_name=project_name, model_version=model_version)
+    found = (await gw.rpc.request(HOSTING_COMMANDS, cmd, key=project_name)).unwrap()
+    status, body = ailab_envelope(request_id=rid, data=found)
+    return JSONResponse(body, status_code=status)

@@ -120,3 +120,21 @@ export async function uploadImage(project, file) {
   if (!response.ok) throw await failure(response);
   return (await response.json()).data;
 }
+
+export const models = {
+  evaluation: (project, version) => call("GET", `${NATIVE}/projects/${enc(project)}/models/${enc(version)}/evaluation`),
+  hosting: (project, version) => call("GET", `${NATIVE}/projects/${enc(project)}/models/${enc(version)}/hosting`),
+  reportUrl: (project, version) => `${NATIVE}/projects/${enc(project)}/models/${enc(version)}/artifacts/report.html`,
+};
+
+// The native DetectAnomalies: the model's answer, its score and threshold, the heatmap and mask.
+export async function detectImage(project, version, file, threshold) {
+  const q = new URLSearchParams({ heatmap: "true" });
+  if (threshold !== undefined) q.set("threshold", String(threshold));
+  const response = await fetch(`${NATIVE}/projects/${enc(project)}/models/${enc(version)}/detect?${q}`, {
+    method: "POST", credentials: "same-origin", body: file,
+    headers: { "Content-Type": file.type || "application/octet-stream", "X-Loupe-Csrf": csrfToken },
+  });
+  if (!response.ok) throw await failure(response);
+  return (await response.json()).data;
+}

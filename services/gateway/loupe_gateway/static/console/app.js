@@ -3,6 +3,7 @@
 
 import { datasets, lookout, session } from "./api.js";
 import { datasetView } from "./datasets.js";
+import { modelView } from "./models.js";
 import { TRANSITIONAL, attempt, clearNotice, h, read, render, show, statusBadge, view, when } from "./ui.js";
 
 const crumbs = document.getElementById("crumbs");
@@ -171,7 +172,7 @@ async function fillModels(project, box, refresh) {
     if (!TRANSITIONAL.test(d.Status) && d.Status !== "HOSTED") actions.push(act("Delete", "danger", () => lookout.deleteModel(project, m.ModelVersion), `Version ${m.ModelVersion} is being deleted.`));
     const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : "—");
     return h("tr", { "data-version": m.ModelVersion },
-      h("td", {}, m.ModelVersion),
+      h("td", {}, h("a", { href: `#/projects/${encodeURIComponent(project)}/models/${m.ModelVersion}` }, `Version ${m.ModelVersion}`)),
       h("td", {}, statusBadge(d.Status)),
       h("td", { class: "muted" }, d.StatusMessage ?? ""),
       h("td", {}, `F1 ${fmt(perf.F1Score)} · precision ${fmt(perf.Precision)} · recall ${fmt(perf.Recall)}`),
@@ -206,8 +207,10 @@ async function route() {
     try { signedIn(await session.current()); } catch { location.hash = "#/sign-in"; return; }
   }
   const dataset = hash.match(/^#\/projects\/([^/]+)\/datasets\/(train|test)$/);
+  const model = hash.match(/^#\/projects\/([^/]+)\/models\/([0-9]+)$/);
   const project = hash.match(/^#\/projects\/([^/]+)$/);
   if (dataset) await datasetView(decodeURIComponent(dataset[1]), dataset[2]);
+  else if (model) await modelView(decodeURIComponent(model[1]), model[2]);
   else if (project) await projectView(decodeURIComponent(project[1]));
   else await projectsView();
 }

@@ -13,6 +13,7 @@ export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "style") Object.assign(el.style, v);  // CSSOM: the page's CSP forbids style attributes
     else if (v === true) el.setAttribute(k, "");
     else if (v !== false && v !== undefined && v !== null) el.setAttribute(k, v);
   }
