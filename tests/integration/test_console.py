@@ -6,20 +6,35 @@ out. Screenshots of each step go to LOUPE_SCREENSHOT_DIR (docs/console for the R
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from helpers import fill, pattern_png
+from aiokafka import AIOKafkaProducer
+
+from helpers import fill, ingest_headers, pattern_png, signed_request
 from loupe_common.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY
 
 CHROMIUM = "/usr/bin/chromium"
 LOOKOUT = "/2020-11-20"
+
+
+async def publish_ingest(stack, project: str, images: list[tuple[str, bytes]]) -> None:
+    """Images on the ingest topic, as a line's camera program publishes them."""
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+    await producer.start()
+    try:
+        for image_id, data in images:
+            await producer.send_and_wait("loupe.ingest", data, headers=ingest_headers(project, image_id))
+    finally:
+        await producer.stop()
 
 
 def signed_in(stack) -> tuple[httpx.Client, str]:
@@ -216,6 +231,31 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         page.eval_on_selector("#threshold", "s => { s.value = s.max; s.dispatchEvent(new Event('change')); }")
         expect(page.locator("#verdict")).to_contain_text("Normal")
 
+        # 7. Watch the line: images published to the ingest topic arrive with their verdicts or
+        # error codes; the flow definition watching the project shows its review queue.
+        signed_request(stack.endpoint_url, "POST", "/loupe/v1/flow-definitions", body=json.dumps({
+            "FlowDefinitionName": f"{project}-review",
+            "HumanLoopConfig": {"TaskTitle": "Defective?", "TaskDescription": "Look", "TaskCount": 1},
+            "HumanLoopActivationConfig": {"ProjectName": project, "HumanLoopActivationConditions": {
+                "Conditions": [{"ConditionType": "ConfidenceCheck",
+                                "ConditionParameters": {"ConfidenceLessThan": 0.01}}]}}}).encode(),
+            headers={"Content-Type": "application/json"}).raise_for_status()
+        page.click(f"a >> text={project}")
+        page.click("#watch-line")
+        expect(page.locator("#queues-table tr[data-flow]")).to_contain_text(f"{project}-review")
+        images = [("part-ok", pattern_png(300)), ("part-bad", pattern_png(301, defect=True)),
+                  ("not-an-image", b"hello")]
+        with ThreadPoolExecutor(1) as pool:  # Playwright's own event loop runs in this thread
+            pool.submit(asyncio.run, publish_ingest(stack, project, images)).result()
+        expect(page.locator("#results-table tbody tr")).to_have_count(3, timeout=30_000)
+        expect(page.locator("tr[data-image-id='not-an-image'] [data-error]")).to_have_attribute(
+            "data-error", "UNSUPPORTED_FILE_TYPES")
+        expect(page.locator("tr[data-image-id='part-bad']")).to_contain_text("anomalous")
+        page.wait_for_function("() => document.querySelector(\"tr[data-image-id='part-ok'] img\")?.naturalWidth === 160")
+        page.screenshot(path=str(shots / "console-8-line.png"), full_page=True)
+
+        page.go_back()
+        page.click("tr[data-version='1'] a")
         page.click("text=Stop hosting")
         expect(page.locator("[data-status='TRAINED']")).to_be_visible(timeout=120_000)
         page.click(f"a >> text={project}")
@@ -224,7 +264,7 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         page.click("a >> text=Projects")
         row.locator("text=Delete").click()
         expect(page.locator("#notice")).to_contain_text("still has datasets; delete them first")
-        page.screenshot(path=str(shots / "console-8-refused.png"))
+        page.screenshot(path=str(shots / "console-9-refused.png"))
 
         # Keyboard only: focus reaches the project link and Enter opens it.
         page.keyboard.press("Tab")

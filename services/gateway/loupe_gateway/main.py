@@ -16,7 +16,7 @@ from loupe_common.topics import HOSTING_ASSIGNMENTS, reply_topic
 
 from .context import Gateway
 from .responses import RequestIdMiddleware, install_error_handlers
-from .routes import console, dataset_browser, detect, health, human_loops, image_tagging, lookout, models, native, review
+from .routes import console, dataset_browser, detect, line, health, human_loops, image_tagging, lookout, models, native, review
 from .routing import RouteTable
 
 
@@ -62,5 +62,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(review.page)
     app.include_router(console.router)
     app.include_router(dataset_browser.router)
+    app.include_router(line.router)
     app.include_router(image_tagging.router)
     return app

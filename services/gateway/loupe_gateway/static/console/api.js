@@ -138,3 +138,10 @@ export async function detectImage(project, version, file, threshold) {
   if (!response.ok) throw await failure(response);
   return (await response.json()).data;
 }
+
+export const line = {
+  results: (project) => call("GET", `${NATIVE}/projects/${enc(project)}/ingest-results?limit=50`),
+  imageUrl: (source) => `${NATIVE}/ingest/${source.partition}/${source.offset}/image`,
+  flows: () => call("GET", `${NATIVE}/flow-definitions`),
+  flow: (name) => call("GET", `${NATIVE}/flow-definitions/${enc(name)}`),
+};

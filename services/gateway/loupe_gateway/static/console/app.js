@@ -3,6 +3,7 @@
 
 import { datasets, lookout, session } from "./api.js";
 import { datasetView } from "./datasets.js";
+import { lineView } from "./line.js";
 import { modelView } from "./models.js";
 import { TRANSITIONAL, attempt, clearNotice, h, read, render, show, statusBadge, view, when } from "./ui.js";
 
@@ -104,7 +105,8 @@ async function projectView(project) {
       if (made) { show(`Training model version ${made.ModelMetadata.ModelVersion} started.`, "info"); await refresh(); }
     },
   }, h("label", { for: "output-bucket" }, "Output bucket", bucket), h("button", { type: "submit" }, "Train a model"));
-  render(project, h("h2", {}, "Datasets"), datasets, h("h2", {}, "Model versions"), train, models);
+  render(project, h("p", {}, h("a", { href: `#/projects/${encodeURIComponent(project)}/line`, id: "watch-line" }, "Watch the line: ingest results and human review")),
+    h("h2", {}, "Datasets"), datasets, h("h2", {}, "Model versions"), train, models);
   async function refresh() {
     const busy = await Promise.all([fillDatasets(project, datasets, refresh), fillModels(project, models, refresh)]);
     clearTimeout(refreshTimer);
@@ -208,9 +210,11 @@ async function route() {
   }
   const dataset = hash.match(/^#\/projects\/([^/]+)\/datasets\/(train|test)$/);
   const model = hash.match(/^#\/projects\/([^/]+)\/models\/([0-9]+)$/);
+  const watched = hash.match(/^#\/projects\/([^/]+)\/line$/);
   const project = hash.match(/^#\/projects\/([^/]+)$/);
   if (dataset) await datasetView(decodeURIComponent(dataset[1]), dataset[2]);
   else if (model) await modelView(decodeURIComponent(model[1]), model[2]);
+  else if (watched) await lineView(decodeURIComponent(watched[1]));
   else if (project) await projectView(decodeURIComponent(project[1]));
   else await projectsView();
 }
