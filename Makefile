@@ -77,7 +77,7 @@ run: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m loupe_local run
 
 test: $(STAMP) $(MODELS_STAMP) $(JS_STAMP) $(CHROMIUM)
-	$(PY) -m pytest tests
+	LOUPE_SCREENSHOT_DIR=build/screenshots $(PY) -m pytest tests
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -16,7 +16,7 @@ service; StartModel; then DetectAnomalies via boto3 on held-out tiles the model 
 - with --classes: the masks are Ground Truth colour masks naming each tile's defect kind (five
   anomaly classes), so the model is a segmentation model with classes; printed are the share of
   flagged defective held-out tiles whose largest anomaly class is their own kind, and the
-  evaluation's per-class IoU (issue 16's goal: >= 0.8 of flagged defective tiles right; the README
+  evaluation's per-class IoU (issue 16's goal: >= 0.8 of flagged defective tiles right; docs/benchmarks.md
   runs it with --test-defective 25, 60 and 100 labelled tiles).
 Asserts nothing: the figures are read against issue 14's targets. The data is read where it
 lies and never copied into the repository; without it the script says so and exits 0.

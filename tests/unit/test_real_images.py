@@ -72,7 +72,7 @@ def test_held_out_tiles_are_ranked_and_flagged_with_masks(trained):
                 assert drawn.size == image.size
                 assert (np.asarray(drawn.convert("RGB")) == [255, 0, 0]).all(-1).any()
     # The squashed, block-4 detector ranked held-out tiles at 0.70 with 20 and 0.83 with 100
-    # training tiles; this one at 0.75 and 0.87 (README). 50 tiles here.
+    # training tiles; this one at 0.75 and 0.87 (docs/benchmarks.md). 50 tiles here.
     assert auroc(np.array(scores), np.array(labels)) >= 0.72
     flagged = np.array(scores) >= runtime.threshold
     assert flagged[np.array(labels) == 1].mean() >= 0.3  # the old threshold caught one defect in six

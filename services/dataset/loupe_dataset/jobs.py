@@ -7,6 +7,7 @@ dataset has moved on (another job id, or no longer busy) is skipped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from loupe_common.blobs import BlobNotFound
@@ -21,6 +22,8 @@ from .timeutil import now
 
 log = logging.getLogger("loupe.dataset.jobs")
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+WRITE_BATCH = 50  # entries per insert_many
+WRITE_PAUSE = 0.01  # seconds between batches: room for the commands of other callers
 
 
 async def run_job(state: DatasetState, job: DatasetJob) -> None:
@@ -114,27 +117,35 @@ async def _update_entries(state: DatasetState, doc: dict, job: DatasetJob) -> No
 
 
 async def _upsert(state: DatasetState, doc: dict, report: ImportReport) -> tuple[int, int]:
-    """Add or replace entries by source-ref; returns (added, replaced)."""
+    """Add or replace entries by source-ref; returns (added, replaced). New entries go in batches,
+    replaced ones by _id, with a pause between writes for other callers' commands: the embedded
+    store scans the collection on every filtered write and unique check (2,000 single upserts took
+    20 s there, with DescribeDataset unanswered for 19.5 s of it; batched and paused: 0.3 s at most)."""
     scope = {"project_name": doc["project_name"], "dataset_type": doc["dataset_type"]}
     refs = [item.line.source_ref for item in report.entries]
     previous = {
         e["source_ref"]: e
-        async for e in state.entries.find({**scope, "source_ref": {"$in": refs}}, {"source_ref": 1, "blob_key": 1, "mask_key": 1})
+        async for e in state.entries.find({**scope, "source_ref": {"$in": refs}},
+                                          {"source_ref": 1, "blob_key": 1, "mask_key": 1})
     }
-    # One upsert per entry: bulk_write's UpdateOne differs between pymongo and the embedded store.
+    fresh = [entry_document(doc["project_name"], doc["dataset_type"], item)
+             for item in report.entries if item.line.source_ref not in previous]
+    for start in range(0, len(fresh), WRITE_BATCH):
+        await state.entries.insert_many(fresh[start : start + WRITE_BATCH])
+        await asyncio.sleep(WRITE_PAUSE)
     for item in report.entries:
+        old = previous.get(item.line.source_ref)
+        if old is None:
+            continue
         new = entry_document(doc["project_name"], doc["dataset_type"], item)
-        created_at = new.pop("created_at")
-        await state.entries.update_one(
-            {**scope, "source_ref": item.line.source_ref},
-            {"$set": new, "$setOnInsert": {"created_at": created_at}},
-            upsert=True,
-        )
+        new.pop("created_at")  # a replaced entry keeps when it was first added
+        await state.entries.update_one({"_id": old["_id"]}, {"$set": new})
+        await asyncio.sleep(WRITE_PAUSE)
     for old in previous.values():
         for key in (old.get("blob_key"), old.get("mask_key")):
             if key:
                 await _delete_if_unreferenced(state, doc, key)
-    return len(report.entries) - len(previous), len(previous)
+    return len(fresh), len(previous)
 
 
 async def _delete_if_unreferenced(state: DatasetState, doc: dict, key: str) -> None:

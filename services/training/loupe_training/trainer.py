@@ -227,7 +227,7 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
 
 def _scoring_rules(config: DetectorConfig) -> list[Scoring]:
     """The image-score rules a training compares: top-k alone, and minus the image's mean level.
-    Neither wins everywhere (measured, README): on magnetic tiles, with large defects and steady
+    Neither wins everywhere (measured, docs/benchmarks.md): on magnetic tiles, with large defects and steady
     texture, subtracting the mean hid defects (0.83 against 0.87 image AUROC); on grass it removed
     the spread between normal images (0.66 -> 0.82)."""
     return [Scoring(top_k=config.top_k, subtract_background=b) for b in (False, True)]
@@ -236,7 +236,7 @@ def _scoring_rules(config: DetectorConfig) -> list[Scoring]:
 def _choose_scoring(config: DetectorConfig, scores: dict[Scoring, np.ndarray], labels: np.ndarray) -> Scoring:
     """With labelled anomalies, the rule that ranks them best (image AUROC; ties keep the
     configured rule); without, the configured rule. A choice between two fixed rules on the
-    evaluation images: a small optimism the README states."""
+    evaluation images: a small optimism docs/benchmarks.md states."""
     default = Scoring(top_k=config.top_k, subtract_background=config.subtract_background)
     if labels.all() or not labels.any():
         return default

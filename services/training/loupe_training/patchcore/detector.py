@@ -23,7 +23,7 @@ from .scoring import PatchScorer, bank_radii, border_normalisation, nearest_dist
 class DetectorConfig:
     backbone: str = "efficientnet-lite0"
     # Stride 8 for detail plus stride 16 for context: on real magnetic tiles block4 alone ranked
-    # defects at 0.85-0.87 image AUROC, block4 + block10 at 0.89-0.90 (README, detector choices).
+    # defects at 0.85-0.87 image AUROC, block4 + block10 at 0.89-0.90 (docs/benchmarks.md, detector choices).
     taps: tuple[str, ...] = ("block4", "block10")
     image_size: int = 256
     # Memory bank rows kept (coreset), the inference cost driver. 8192 with block4+block10 runs as fast

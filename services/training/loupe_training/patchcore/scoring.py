@@ -7,7 +7,7 @@ the score is the signed square root of min_b |q - b|^2 - r_b^2. A patch like rar
 scoring like a defect; common content keeps a tight tolerance. PatchCore reweights its image score
 by the nearest row's neighbourhood for the same reason; folding the radius into the search matrix
 costs nothing at inference. Measured on three benchmark draws: mean image AUROC 0.940 -> 0.948,
-0.904 -> 0.953 and 0.901 -> 0.939 (README).
+0.904 -> 0.953 and 0.901 -> 0.939 (docs/benchmarks.md).
 
 Zero-padded CNN features make the outermost rings of patches look unusual on every image, so each
 border ring's scores are mapped onto the interior's distribution (statistics from leave-one-out

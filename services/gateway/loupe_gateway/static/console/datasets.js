@@ -103,7 +103,7 @@ export async function datasetView(project, type) {
     const name = entry.source_ref.split("/").pop();
     const kind = entry.label === null ? "unlabelled" : LABELS[entry.label];
     return h("button", { type: "button", class: `tile ${kind}`, "data-source": entry.source_ref, "data-label": kind, title: entry.source_ref, onclick: () => open(entry) },
-      entry.image ? h("img", { src: datasets.fileUrl(project, type, entry.image, "thumbnail"), alt: name, loading: "lazy", width: "160", height: "160" }) : h("span", {}, "no image"),
+      entry.image ? h("img", { src: datasets.fileUrl(project, type, entry.image, "thumbnail"), alt: name, width: "160", height: "160" }) : h("span", {}, "no image"),
       h("span", { class: "tile-label" }, kind, entry.mask ? " · mask" : ""));
   }
 
