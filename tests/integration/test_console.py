@@ -77,6 +77,13 @@ def test_a_console_session_calls_the_api_and_every_change_needs_its_csrf_token(s
     native = client.post("/loupe/v1/flow-definitions", json={}, headers={"X-Loupe-Csrf": "wrong"})
     assert native.status_code == 403 and native.json()["error_detail"]["code"] == "AI_SERVICE_UNAUTHORIZED"
 
+    too_many = client.post(f"/loupe/v1/projects/{project}/datasets/train/entries/remove",
+                           json={"source_refs": [f"s3://b/{i}.png" for i in range(101)]}, headers={"X-Loupe-Csrf": csrf})
+    assert too_many.status_code == 400 and too_many.json()["error_detail"]["code"] == "ERROR_INVALID_PARAMETER"
+    no_dataset = client.post(f"/loupe/v1/projects/{project}/datasets/train/entries/remove",
+                             json={"source_refs": ["s3://b/1.png"]}, headers={"X-Loupe-Csrf": csrf})
+    assert no_dataset.status_code == 404, no_dataset.text
+
     forged = httpx.Client(base_url=stack.endpoint_url, cookies={"loupe_console": "e30.AAAA"})
     assert forged.get(f"{LOOKOUT}/projects").status_code == 403
 
@@ -194,6 +201,13 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         expect(page.locator("#dataset-stats")).to_contain_text("14 images")
         expect(page.locator("#dataset-stats")).to_contain_text("8 anomalous")
         page.screenshot(path=str(shots / "console-4-upload.png"), full_page=True)
+        page.locator("#grid .tile[data-source$='.png']").last.click()
+        removed = page.locator("#detail strong").text_content()
+        page.click("text=Remove from dataset")
+        expect(page.locator("#notice")).to_contain_text("was removed")
+        expect(page.locator("#dataset-stats")).to_contain_text("13 images")
+        assert lookout.list_dataset_entries(ProjectName=project, DatasetType="test",
+                                            SourceRefContains=removed.rsplit("/", 1)[1])["DatasetEntries"] == []
         page.click(f"a >> text={project}")
 
         # 4. Train: the version appears, its status follows training, the evaluation shows.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from helpers import png_bytes, put_object
+from loupe_common import dataset_files
 from loupe_common.dataset_messages import DatasetJob
 from loupe_common.db import connect
 from loupe_common.lookout import DatasetStatus, InputS3Object
@@ -66,3 +67,39 @@ async def test_stale_job_is_skipped(tmp_path):
                                     dataset_type="train", changes_key="transfer/changes/x.jsonl"))
     doc = await state.datasets.find_one({"_id": "p/train"})
     assert doc["status"] == DatasetStatus.UPDATE_IN_PROGRESS and doc["job_id"] == "newer"
+
+
+async def test_removing_entries_deletes_their_unshared_images_and_replays_safely(tmp_path):
+    state = await make_state(tmp_path)
+    root = state.settings.bucket_root
+    shared = png_bytes(seed=99)  # two source-refs, one image: its blob stays while one entry uses it
+    lines = [json.dumps({"source-ref": put_object(root, "bkt", f"{i}.png", png_bytes(seed=i)), "anomaly-label": 0})
+             for i in range(3)]
+    lines += [json.dumps({"source-ref": put_object(root, "bkt", f"s{i}.png", shared), "anomaly-label": 1})
+              for i in range(2)]
+    put_object(root, "bkt", "m.manifest", "\n".join(lines).encode())
+    await state.datasets.insert_one({
+        "_id": "p/train", "project_name": "p", "dataset_type": "train", "created_at": now(),
+        "updated_at": now(), "stats": {}, "job_id": "job-1", "status": DatasetStatus.CREATE_IN_PROGRESS,
+    })
+    await run_job(state, DatasetJob(job_id="job-1", kind="import_manifest", project_name="p", dataset_type="train",
+                                    manifest=InputS3Object(bucket="bkt", key="m.manifest")))
+    entry = await state.entries.find_one({"source_ref": "s3://bkt/0.png"})
+    prefix = dataset_files.blob_prefix("p", "train")
+    await state.blobs.put(dataset_files.thumbnail_key(prefix, dataset_files.file_name(prefix, entry["blob_key"])),
+                          b"thumb")  # what the gateway's file route leaves after showing it
+    removal = DatasetJob(job_id="job-2", kind="remove_entries", project_name="p", dataset_type="train",
+                         source_refs=["s3://bkt/0.png", "s3://bkt/s0.png", "s3://bkt/missing.png"])
+    await state.datasets.update_one({"_id": "p/train"}, {"$set": {"status": DatasetStatus.UPDATE_IN_PROGRESS,
+                                                                   "job_id": "job-2"}})
+    await run_job(state, removal)
+    await state.datasets.update_one({"_id": "p/train"}, {"$set": {"status": DatasetStatus.UPDATE_IN_PROGRESS}})
+    await run_job(state, removal)  # a redelivery after a crash finds nothing more to remove
+    doc = await state.datasets.find_one({"_id": "p/train"})
+    assert doc["status"] == DatasetStatus.UPDATE_COMPLETE
+    assert doc["stats"] == {"total": 3, "labeled": 3, "normal": 2, "anomaly": 1}
+    assert "3 source-refs were not in the dataset" in doc["status_message"]  # the replay's own count
+    names = sorted(p.name for p in (tmp_path / "blobs").rglob("*") if p.is_file())
+    assert entry["blob_key"].rsplit("/", 1)[1] not in names  # its image and its thumbnail are gone
+    assert not any(n.endswith(".jpg") for n in names)
+    assert len([n for n in names if n.endswith(".png")]) == 3  # 1.png, 2.png and the shared image

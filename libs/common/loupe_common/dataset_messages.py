@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from .lookout import (
     AnomalyClass,
@@ -21,6 +21,8 @@ from .lookout import (
     TagKey,
 )
 from .messages import Command
+
+MAX_REMOVALS = 100  # entries one RemoveDatasetEntries takes out (one page of the console's grid)
 
 # --- commands ---------------------------------------------------------------------------------
 
@@ -89,6 +91,17 @@ class UpdateDatasetEntries(Command):
     changes_sha256: str = Field(description="Identifies the changes for idempotency")
 
 
+class RemoveDatasetEntries(Command):
+    """Loupe-native (Lookout has no such call): take entries out of a dataset by source-ref; their
+    images leave blob storage when no other entry uses them."""
+
+    operation: Literal["RemoveDatasetEntries"] = "RemoveDatasetEntries"
+    project_name: ProjectName
+    dataset_type: DatasetType
+    source_refs: list[Annotated[str, StringConstraints(min_length=1, max_length=2048)]] = Field(
+        min_length=1, max_length=MAX_REMOVALS)
+
+
 class TagProject(Command):
     operation: Literal["TagProject"] = "TagProject"
     project_name: ProjectName
@@ -142,6 +155,7 @@ DatasetCommand = Annotated[
     | DeleteDataset
     | ListDatasetEntries
     | UpdateDatasetEntries
+    | RemoveDatasetEntries
     | TagProject
     | UntagProject
     | ListProjectTags
@@ -158,11 +172,12 @@ class DatasetJob(BaseModel):
     """Long dataset work, replayed after a crash until it finishes."""
 
     job_id: str
-    kind: Literal["import_manifest", "update_entries", "delete_dataset"]
+    kind: Literal["import_manifest", "update_entries", "remove_entries", "delete_dataset"]
     project_name: ProjectName
     dataset_type: DatasetType
     manifest: InputS3Object | None = None
     changes_key: str | None = None
+    source_refs: list[str] | None = None  # remove_entries
 
 
 # --- events -----------------------------------------------------------------------------------

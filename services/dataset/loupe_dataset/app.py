@@ -63,6 +63,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 return await datasets.delete_dataset(state, cmd, enqueue)
             case m.UpdateDatasetEntries():
                 return await datasets.update_dataset_entries(state, cmd, enqueue)
+            case m.RemoveDatasetEntries():
+                return await datasets.remove_dataset_entries(state, cmd, enqueue)
             case m.ListDatasetEntries():
                 return await entries.list_dataset_entries(state, cmd)
             case m.TagProject():

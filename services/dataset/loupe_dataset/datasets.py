@@ -11,6 +11,7 @@ from loupe_common.dataset_messages import (
     DatasetJob,
     DeleteDataset,
     DescribeDataset,
+    RemoveDatasetEntries,
     UpdateDatasetEntries,
 )
 from loupe_common.errors import LoupeError, ResourceType, conflict, not_found
@@ -158,6 +159,17 @@ async def update_dataset_entries(
 
     return await idempotency.once(state.db, cmd, params=params, resource_type=ResourceType.DATASET,
                                   work=work, on_replay=drop_retry_copy)
+
+
+async def remove_dataset_entries(state: DatasetState, cmd: RemoveDatasetEntries, enqueue: JobQueue) -> Reply:
+    """A job like UpdateDatasetEntries (the dataset is busy meanwhile, then UPDATE_COMPLETE)."""
+    doc = await get_dataset(state, cmd.project_name, cmd.dataset_type)
+    job = DatasetJob(job_id=cmd.request_id, kind="remove_entries", project_name=cmd.project_name,
+                     dataset_type=cmd.dataset_type, source_refs=sorted(set(cmd.source_refs)))
+    await _start_job(state, doc, job=job, status=DatasetStatus.UPDATE_IN_PROGRESS,
+                     message=f"Removing {len(job.source_refs or [])} entries", allowed=UPDATABLE)
+    await enqueue(job)
+    return Reply.success({"Status": DatasetStatus.UPDATE_IN_PROGRESS.value}, status=202)
 
 
 async def delete_dataset(state: DatasetState, cmd: DeleteDataset, enqueue: JobQueue) -> Reply:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from loupe_common.blobs import BlobNotFound
+from loupe_common import dataset_files
 from loupe_common.dataset_files import blob_prefix
 from loupe_common.dataset_messages import DatasetJob
 from loupe_common.lookout import BUSY_DATASET_STATUSES, DatasetStatus
@@ -36,6 +37,8 @@ async def run_job(state: DatasetState, job: DatasetJob) -> None:
             await _import_manifest(state, doc, job)
         elif job.kind == "update_entries":
             await _update_entries(state, doc, job)
+        elif job.kind == "remove_entries":
+            await _remove_entries(state, doc, job)
         else:
             await _delete_dataset(state, doc)
     except Exception as exc:  # a job must end in a visible status, never hang in *_IN_PROGRESS
@@ -43,6 +46,7 @@ async def run_job(state: DatasetState, job: DatasetJob) -> None:
         failed = {
             "import_manifest": DatasetStatus.CREATE_FAILED,
             "update_entries": DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE,
+            "remove_entries": DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE,
             "delete_dataset": DatasetStatus.DELETE_FAILED,
         }[job.kind]
         await _finish(state, doc, failed, f"Internal error: {exc.__class__.__name__}: {exc}")
@@ -148,10 +152,30 @@ async def _upsert(state: DatasetState, doc: dict, report: ImportReport) -> tuple
     return len(fresh), len(previous)
 
 
+async def _remove_entries(state: DatasetState, doc: dict, job: DatasetJob) -> None:
+    """Idempotent: a replay finds fewer (or no) entries and removes what is left."""
+    scope = {"project_name": doc["project_name"], "dataset_type": doc["dataset_type"]}
+    refs = job.source_refs or []
+    found = [e async for e in state.entries.find({**scope, "source_ref": {"$in": refs}},
+                                                  {"_id": 1, "blob_key": 1, "mask_key": 1})]
+    for entry in found:
+        await state.entries.delete_one({"_id": entry["_id"]})
+        for key in (entry.get("blob_key"), entry.get("mask_key")):
+            if key:
+                await _delete_if_unreferenced(state, doc, key)
+    missing = len(refs) - len(found)
+    message = f"Removed {len(found)} entries" + (f"; {missing} source-refs were not in the dataset" if missing else "")
+    await _finish(state, doc, DatasetStatus.UPDATE_COMPLETE, message)
+
+
 async def _delete_if_unreferenced(state: DatasetState, doc: dict, key: str) -> None:
     scope = {"project_name": doc["project_name"], "dataset_type": doc["dataset_type"]}
     if not await state.entries.find_one({**scope, "$or": [{"blob_key": key}, {"mask_key": key}]}, {"_id": 1}):
         await state.blobs.delete(key)
+        prefix = blob_prefix(doc["project_name"], doc["dataset_type"])
+        name = dataset_files.file_name(prefix, key)
+        if name:
+            await state.blobs.delete(dataset_files.thumbnail_key(prefix, name))
 
 
 async def _set_status(state: DatasetState, doc: dict, status: DatasetStatus, message: str) -> None:

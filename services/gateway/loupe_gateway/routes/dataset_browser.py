@@ -1,7 +1,7 @@
-"""Loupe-native dataset browsing (AILabTools envelope), what the console's grid reads: a page of a
-dataset's entries with their image and mask file names, and those files, full size or as cached
-thumbnails. Entries come from the dataset service; files from blob storage by the names it gives
-(loupe_common.dataset_files)."""
+"""Loupe-native dataset browsing (AILabTools envelope), what the console's grid uses: a page of a
+dataset's entries with their image and mask file names, those files, full size or as cached
+thumbnails, and removing entries (Lookout's API cannot). Entries come from the dataset service;
+files from blob storage by the names it gives (loupe_common.dataset_files)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ from loupe_common.lookout import AnomalyClass
 from loupe_common.topics import DATASET_COMMANDS
 
 from ..auth import signed_body
+from ..bodies import parse_json_object
 from ..context import Gateway, GatewayDep, RequestId
 from ..validation import build
 
-router = APIRouter(prefix="/loupe/v1/projects/{project_name}/datasets/{dataset_type}",
-                   dependencies=[Depends(signed_body(0))])
+router = APIRouter(prefix="/loupe/v1/projects/{project_name}/datasets/{dataset_type}")
+NO_BODY = [Depends(signed_body(0))]
+RemovalBody = Annotated[bytes, Depends(signed_body(256 * 1024))]
 THUMBNAIL_PIXELS = 192
 MEDIA = {"png": "image/png", "jpg": "image/jpeg"}
 # Content-addressed: a name always means the same bytes.
@@ -34,7 +36,7 @@ LABELS = {"normal": {"anomaly_class": AnomalyClass.NORMAL}, "anomaly": {"anomaly
           "unlabelled": {"labeled": False}}
 
 
-@router.get("/entries")
+@router.get("/entries", dependencies=NO_BODY)
 async def browse_entries(
     gw: GatewayDep, rid: RequestId, project_name: str, dataset_type: str,
     label: Annotated[Literal["normal", "anomaly", "unlabelled"] | None, Query()] = None,
@@ -51,7 +53,7 @@ async def browse_entries(
     return JSONResponse(body, status_code=status)
 
 
-@router.get("/files/{name:path}")
+@router.get("/files/{name:path}", dependencies=NO_BODY)
 async def dataset_file(gw: GatewayDep, rid: RequestId, project_name: str, dataset_type: str, name: str,
                        size: Annotated[Literal["full", "thumbnail"], Query()] = "full") -> Response:
     build(dm.DescribeDataset, request_id=rid, project_name=project_name, dataset_type=dataset_type)
@@ -62,6 +64,18 @@ async def dataset_file(gw: GatewayDep, rid: RequestId, project_name: str, datase
         return Response(await _thumbnail(gw, prefix, name), media_type="image/jpeg", headers=IMMUTABLE)
     return Response(await _read(gw, f"{prefix}/{name}", name), media_type=MEDIA[name.rsplit(".", 1)[1]],
                     headers=IMMUTABLE)
+
+
+@router.post("/entries/remove")
+async def remove_entries(gw: GatewayDep, rid: RequestId, project_name: str, dataset_type: str,
+                         body: RemovalBody) -> JSONResponse:
+    """{"source_refs": [...]} (at most 100): the dataset is UPDATE_IN_PROGRESS, then UPDATE_COMPLETE."""
+    fields = parse_json_object(body)
+    cmd = build(dm.RemoveDatasetEntries, request_id=rid, project_name=project_name, dataset_type=dataset_type,
+                source_refs=fields.get("source_refs"))
+    found = (await gw.rpc.request(DATASET_COMMANDS, cmd, key=project_name)).unwrap()
+    status, out = ailab_envelope(request_id=rid, data=found)
+    return JSONResponse(out, status_code=status)
 
 
 async def _read(gw: Gateway, key: str, name: str) -> bytes:

@@ -106,6 +106,8 @@ export const datasets = {
   // AWS's UpdateDatasetEntries: JSON Lines, base64 in the body.
   updateEntries: (project, type, lines) => call("PATCH", `${LOOKOUT}/projects/${enc(project)}/datasets/${enc(type)}/entries`,
     { Changes: utf8ToBase64(lines.map((l) => JSON.stringify(l)).join("\n")) }),
+  remove: (project, type, sourceRefs) => call("POST", `${NATIVE}/projects/${enc(project)}/datasets/${enc(type)}/entries/remove`,
+    { source_refs: sourceRefs }),
   createFromManifest: (project, type, bucket, key) => call("POST", `${LOOKOUT}/projects/${enc(project)}/datasets`,
     { DatasetType: type, DatasetSource: { GroundTruthManifest: { S3Object: { Bucket: bucket, Key: key } } } }),
 };

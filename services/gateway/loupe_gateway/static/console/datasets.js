@@ -129,6 +129,15 @@ export async function datasetView(project, type) {
         entry.anomaly_classes.length ? ` · classes: ${entry.anomaly_classes.map((c) => c.name).join(", ")}` : "",
         entry.note ? ` · ${entry.note}` : ""),
       h("div", { class: "actions" }, relabel(0, "Mark normal"), relabel(1, "Mark anomaly"),
+        h("button", { type: "button", class: "danger", onclick: async () => {
+          if (!window.confirm(`Remove ${entry.source_ref} from the ${type} dataset?`)) return;
+          if (!(await attempt(() => datasets.remove(project, type, [entry.source_ref])))) return;
+          const d = await waitForDataset(project, type);
+          show(d.Status === "UPDATE_COMPLETE" ? `${entry.source_ref.split("/").pop()} was removed.` : `The removal failed: ${d.StatusMessage}`,
+            d.Status === "UPDATE_COMPLETE" ? "info" : "error");
+          detail.hidden = true;
+          await Promise.all([loadStats(), loadPage()]);
+        } }, "Remove from dataset"),
         mask ? h("label", { class: "check" }, h("input", { type: "checkbox", checked: true, onchange: (e) => { mask.hidden = !e.target.checked; } }), "Show mask") : ""),
       h("div", { class: "viewer" }, image, mask));
     detail.hidden = false;
