@@ -153,14 +153,21 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         expect(page.locator("#notice")).to_contain_text("already exists")
         expect(page.locator("#notice")).to_contain_text("request ")  # the request id, for the logs
 
-        # 3. Datasets (filled the way AWS's tools do, from a manifest), read in the project's page.
-        fill(lookout, stack.data_dir / "s3", project, "train", normal=14, anomalous=0, seed=0)
+        # 3. Datasets: the test dataset filled the way AWS's tools do (boto3), the training dataset
+        # imported in the console from a Ground Truth manifest in a bucket.
         fill(lookout, stack.data_dir / "s3", project, "test", normal=6, anomalous=6, seed=100)
+        lines = [json.dumps({"source-ref": put_object(stack.data_dir / "s3", "models-bkt", f"{project}/train/n{i}.png",
+                                                      pattern_png(i)), "anomaly-label": 0}) for i in range(14)]
+        put_object(stack.data_dir / "s3", "models-bkt", f"{project}/train.manifest", "\n".join(lines).encode())
         page.reload()
-        expect(row.locator("[data-status='UPDATE_COMPLETE']")).to_have_count(2)
+        expect(row.locator("[data-status='UPDATE_COMPLETE']")).to_have_count(1)
         page.screenshot(path=str(shots / "console-2-projects.png"))
         row.locator("a").click()
         expect(page.locator("h1")).to_have_text(project)
+        page.fill("input[aria-label='Manifest bucket for train']", "models-bkt")
+        page.fill("input[aria-label='Manifest key for train']", f"{project}/train.manifest")
+        page.click("tr[data-dataset='train'] >> text=Import manifest")
+        expect(page.locator("tr[data-dataset='train'] [data-status='CREATE_COMPLETE']")).to_be_visible()
         expect(page.locator("tr[data-dataset='train']")).to_contain_text("14 images")
         expect(page.locator("tr[data-dataset='test']")).to_contain_text("6 anomalous")
 

@@ -51,3 +51,13 @@ def test_credentials_must_both_match():
     assert cs.credentials_match(s, s.access_key_id, secret)
     assert not cs.credentials_match(s, s.access_key_id, secret + "x")
     assert not cs.credentials_match(s, "OTHERKEY", secret)
+
+
+def test_the_origin_check_compares_host_and_port_not_the_scheme():
+    from starlette.requests import Request
+
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": [(b"host", b"loupe.example:8443")],
+                       "scheme": "http", "server": ("loupe.example", 8443), "query_string": b""})
+    assert cs.same_origin(request, "https://loupe.example:8443")  # TLS ended by a proxy in front
+    assert not cs.same_origin(request, "https://loupe.example")
+    assert not cs.same_origin(request, "https://evil.example:8443")

@@ -10,7 +10,7 @@ session). Sign-out deletes the cookie; a copied token stays valid until it expir
 Cross-site requests: the cookie is SameSite=Strict and HttpOnly, and every state-changing request
 made with it must carry the session's CSRF token (an HMAC of the session id, which only a page of
 this origin can read from the session route) in X-Loupe-Csrf and, when the browser sends an Origin,
-an Origin equal to the gateway's own.
+an Origin naming the gateway's own host.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import Request
 
@@ -100,13 +101,15 @@ def authenticate(request: Request, settings: Settings) -> ConsoleSession:
             raise denied(f"A console request that changes something must carry the session's {CSRF_HEADER} "
                          "header")
         origin = request.headers.get("origin")
-        if origin is not None and origin != own_origin(request):
+        if origin is not None and not same_origin(request, origin):
             raise denied(f"Requests from {origin} may not use the console session")
     return session
 
 
-def own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+def same_origin(request: Request, origin: str) -> bool:
+    """The Origin names this gateway's host and port. The scheme is not compared: behind a proxy
+    that ends TLS the browser says https while the gateway sees http."""
+    return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
 
 
 def uses_console(request: Request) -> bool:

@@ -60,7 +60,7 @@ async def sign_in(gw: GatewayDep, rid: RequestId, request: Request) -> JSONRespo
         # Also what keeps another site's form from signing a browser in.
         raise AilabError("UNSUPPORTED_FILE_TYPES", "Send application/json")
     origin = request.headers.get("origin")
-    if origin is not None and origin != cs.own_origin(request):
+    if origin is not None and not cs.same_origin(request, origin):
         raise AilabError("ERROR_INVALID_PARAMETER", f"Sign-in from {origin} is not accepted")
     fields = parse_json_object(await read_body(request, SIGN_IN_BODY_LIMIT))
     key, secret = fields.get("accessKeyId"), fields.get("secretAccessKey")

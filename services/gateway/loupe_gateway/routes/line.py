@@ -30,8 +30,10 @@ IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
+    # One per request: the console polls every 2 s, and a consumer kept open would be gateway state.
     return AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                            client_id="gateway-line", request_timeout_ms=int(READ_SECONDS * 1000))
+                            client_id="gateway-line", request_timeout_ms=int(READ_SECONDS * 1000),
+                            max_partition_fetch_bytes=settings.kafka_max_message_bytes + 65536)
 
 
 async def _tail(settings: Settings, topic: str, per_partition: int) -> list:
