@@ -7,6 +7,7 @@ out. Screenshots of each step go to LOUPE_SCREENSHOT_DIR (docs/console for the R
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import time
@@ -215,6 +216,18 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         expect(page.locator("#dataset-stats")).to_contain_text("13 images")
         assert lookout.list_dataset_entries(ProjectName=project, DatasetType="test",
                                             SourceRefContains=removed.rsplit("/", 1)[1])["DatasetEntries"] == []
+
+        # 3d. Drop files on the page: loose files take the label chosen for them.
+        page.select_option("#upload-label", "1")
+        dropped = page.evaluate_handle("""([name, b64]) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([Uint8Array.from(atob(b64), c => c.charCodeAt(0))], name, {type: "image/png"}));
+            dt.items.add(new File(["not an image"], "readme.txt", {type: "text/plain"}));
+            return dt; }""", ["dropped.png", base64.b64encode(pattern_png(902, defect=True)).decode()])
+        page.dispatch_event("#drop-zone", "drop", {"dataTransfer": dropped})
+        expect(page.locator("#notice")).to_contain_text("1 added to the test dataset, 1 refused")
+        expect(page.locator("#dataset-stats")).to_contain_text("14 images")
+        expect(page.locator("#grid .tile[data-label='anomaly']")).to_have_count(8)
         page.click(f"a >> text={project}")
 
         # 4. Train: the version appears, its status follows training, the evaluation shows.
