@@ -265,6 +265,13 @@ def test_console_walkthrough(stack, lookout, tmp_path):
         page.screenshot(path=str(shots / "console-7-try-it.png"), full_page=True)
         page.eval_on_selector("#threshold", "s => { s.value = s.max; s.dispatchEvent(new Event('change')); }")
         expect(page.locator("#verdict")).to_contain_text("Normal")
+        normal = page.evaluate_handle("""b64 => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([Uint8Array.from(atob(b64), c => c.charCodeAt(0))], "good.png", {type: "image/png"}));
+            return dt; }""", base64.b64encode(pattern_png(778)).decode())
+        page.dispatch_event("#try-drop", "drop", {"dataTransfer": normal})  # dropped: the model's own threshold again
+        expect(page.locator("#try-image")).to_have_attribute("alt", "good.png")
+        expect(page.locator("#verdict")).to_contain_text("Normal")
 
         # 7. Watch the line: images published to the ingest topic arrive with their verdicts or
         # error codes; the flow definition watching the project shows its review queue.

@@ -27,7 +27,9 @@ export async function modelView(project, version) {
   async function refresh() {
     const d = (await read(() => lookout.describeModel(project, version)))?.ModelDescription;
     if (!d || location.hash !== here) return;
-    status.replaceChildren(statusBadge(d.Status), " ", h("span", { id: "model-message" }, d.StatusMessage ?? ""));
+    const percent = d.Status === "TRAINING" && /\((\d+)%\)$/.exec(d.StatusMessage ?? "");
+    status.replaceChildren(statusBadge(d.Status), " ", h("span", { id: "model-message" }, d.StatusMessage ?? ""),
+      percent ? h("progress", { id: "training-progress", max: "100", value: percent[1], "aria-label": "Training progress" }) : "");
     if (d.Status !== shown) {
       shown = d.Status;
       hostingPanel(project, version, d, hosting, refresh);
