@@ -173,16 +173,25 @@ def wait_status(lookout, project: str, version: str, wanted: str, timeout: float
     return desc
 
 
+def train_model(lookout, root, project: str, *, test_normal: int = 6, test_anomalous: int = 6,
+                segmentation: bool = False) -> dict:
+    """A project with pattern-image datasets and a trained model version 1 (DescribeModel)."""
+    lookout.create_project(ProjectName=project)
+    fill(lookout, root, project, "train", normal=14, anomalous=0, seed=0)
+    fill(lookout, root, project, "test", normal=test_normal, anomalous=test_anomalous, seed=100, masks=segmentation)
+    lookout.create_model(ProjectName=project, OutputConfig=OUTPUT)
+    described = wait_model(lookout, project)
+    assert described["Status"] == "TRAINED", described
+    return described
+
+
 def train_and_host(lookout, root, project: str, *, test_normal: int = 6, test_anomalous: int = 6,
                    segmentation: bool = False) -> tuple[dict, dict]:
     """A project with a pattern-image model version 1, trained and started on one inference unit:
     (the StartModel response, DescribeModel once HOSTED). A classification model, or with
     `segmentation` one that names its anomaly class (scratch, #FF0000)."""
-    lookout.create_project(ProjectName=project)
-    fill(lookout, root, project, "train", normal=14, anomalous=0, seed=0)
-    fill(lookout, root, project, "test", normal=test_normal, anomalous=test_anomalous, seed=100, masks=segmentation)
-    lookout.create_model(ProjectName=project, OutputConfig=OUTPUT)
-    assert wait_model(lookout, project)["Status"] == "TRAINED"
+    train_model(lookout, root, project, test_normal=test_normal, test_anomalous=test_anomalous,
+                segmentation=segmentation)
     started = lookout.start_model(ProjectName=project, ModelVersion="1", MinInferenceUnits=1)
     return started, wait_status(lookout, project, "1", "HOSTED")
 

@@ -77,3 +77,24 @@ def test_js_sdk_a2i_runtime(stack, node):
     assert report["invalid"]["name"] == "ValidationException" and report["invalid"]["status"] == 400
     assert report["conflict"]["name"] == "ConflictException" and report["conflict"]["status"] == 409
     assert report["deleteActive"]["name"] == "ValidationException" and report["deleteActive"]["status"] == 400
+
+
+def test_js_sdk_model_packaging(stack, lookout, node, project_name):
+    """StartModelPackagingJob, DescribeModelPackagingJob (timestamps as Dates) and the
+    ListModelPackagingJobs paginator, with a Jetson target, from the unmodified JS SDK."""
+    from helpers import train_model
+
+    train_model(lookout, stack.data_dir / "s3", project_name)
+    env = {**os.environ, "LOUPE_ENDPOINT_URL": stack.endpoint_url, "PROJECT": project_name,
+           "AWS_ACCESS_KEY_ID": DEV_KEY, "AWS_SECRET_ACCESS_KEY": DEV_SECRET}
+    run = subprocess.run([node, "packaging.mjs"], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["jobName"] == "from-js" and report["status"] == "SUCCEEDED"
+    assert report["createdIsDate"] and report["updatedIsDate"] and report["createdYear"] >= 2026
+    assert report["output"]["Greengrass"]["ComponentVersion"] == "3.0.0" and report["target"] == "jetson_xavier"
+    assert report["listed"] == ["from-js"]
+    assert report["invalid"]["name"] == "ValidationException" and report["invalid"]["status"] == 400
+    assert report["notFound"]["name"] == "ResourceNotFoundException" and report["notFound"]["status"] == 404
+    recipe = json.loads((stack.data_dir / "s3" / "edge-bkt" / "js" / "loupe-js" / "3.0.0" / "recipe.json").read_text())
+    assert recipe["Manifests"][0]["Platform"] == {"os": "linux", "architecture": "aarch64"}  # a Jetson Xavier

@@ -19,6 +19,7 @@ DATASET_JOBS = "loupe.dataset.jobs"
 MODEL_EVENTS = "loupe.model.events"
 TRAINING_COMMANDS = "loupe.training.commands"
 TRAINING_JOBS = "loupe.training.jobs"
+PACKAGING_JOBS = "loupe.packaging.jobs"
 HOSTING_COMMANDS = "loupe.hosting.commands"
 HOSTING_ASSIGNMENTS = "loupe.hosting.assignments"
 WORKER_HEARTBEATS = "loupe.inference.heartbeats"
@@ -60,6 +61,13 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumers="training (group loupe-training-jobs)",
         carries="training runs; committed only when the model version is final, so a crash "
         "replays the run",
+    ),
+    TopicSpec(
+        PACKAGING_JOBS,
+        producers="training",
+        consumers="training (group loupe-training-packaging)",
+        carries="model packaging jobs (edge bundles as Greengrass components); committed only when "
+        "the job is final, so a crash replays it",
     ),
     TopicSpec(
         MODEL_EVENTS,

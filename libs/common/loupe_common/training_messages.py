@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
-
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from .lookout import MaxResults, ModelVersionRef, PaginationToken, ProjectName, Shape, Tag, TagKey
 from .lookout import S3BucketName, S3KeyPrefix
@@ -117,9 +115,86 @@ class HostingVersion(BaseModel):
     artifacts: dict[str, str] = Field(default_factory=dict)
 
 
+# --- model packaging (edge bundles as Greengrass components) ----------------------------------
+
+PackagingJobName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9-]+$")]
+PackagingText = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9-_. ()':,;?]+$")]
+ComponentName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9-_.]+$")]
+ComponentVersion = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                                    pattern=r"^([0-9]{1,6})\.([0-9]{1,6})\.([0-9]{1,6})$")]
+NVIDIA_COMPILER_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")  # what an NVIDIA target must name
+PACKAGING_CREATED, PACKAGING_RUNNING, PACKAGING_SUCCEEDED, PACKAGING_FAILED = "CREATED", "RUNNING", "SUCCEEDED", "FAILED"
+
+
+class TargetPlatform(Shape):
+    os: Literal["LINUX"]
+    arch: Literal["ARM64", "X86_64"]
+    accelerator: Literal["NVIDIA"] | None = None
+
+
+class GreengrassConfiguration(Shape):
+    compiler_options: Annotated[str, StringConstraints(min_length=3, max_length=1024)] | None = None
+    target_device: Literal["jetson_xavier"] | None = None
+    target_platform: TargetPlatform | None = None
+    s3_output_location: S3Location
+    component_name: ComponentName
+    component_version: ComponentVersion | None = None
+    component_description: PackagingText | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> GreengrassConfiguration:
+        # The rules of Lookout's StartModelPackagingJob, with its words.
+        if (self.target_device is None) == (self.target_platform is None):
+            raise ValueError("Specify either TargetDevice or TargetPlatform, not both and not neither")
+        if self.target_device is not None and self.compiler_options is not None:
+            raise ValueError("Don't specify CompilerOptions with TargetDevice")
+        if self.target_platform is not None and self.target_platform.accelerator == "NVIDIA":
+            missing = [o for o in NVIDIA_COMPILER_OPTIONS if o not in (self.compiler_options or "")]
+            if missing:
+                raise ValueError("With the NVIDIA accelerator, CompilerOptions must specify "
+                                 + ", ".join(missing))
+        return self
+
+
+class ModelPackagingConfiguration(Shape):
+    greengrass: GreengrassConfiguration
+
+
+class StartModelPackagingJob(Command):
+    operation: Literal["StartModelPackagingJob"] = "StartModelPackagingJob"
+    project_name: ProjectName
+    model_version: ModelVersionRef
+    job_name: PackagingJobName | None = None
+    configuration: ModelPackagingConfiguration
+    description: PackagingText | None = None
+
+
+class DescribeModelPackagingJob(Command):
+    operation: Literal["DescribeModelPackagingJob"] = "DescribeModelPackagingJob"
+    project_name: ProjectName
+    job_name: PackagingJobName
+
+
+class ListModelPackagingJobs(Command):
+    operation: Literal["ListModelPackagingJobs"] = "ListModelPackagingJobs"
+    project_name: ProjectName
+    max_results: MaxResults = 100
+    next_token: PaginationToken | None = None
+
+
+class PackagingJob(BaseModel):
+    """Queued on loupe.packaging.jobs; replayed after a crash until the job is final."""
+
+    job_id: str
+    project_name: ProjectName
+    job_name: PackagingJobName
+
+
 TrainingCommand = Annotated[
     CreateModel | DescribeModel | ListModels | DeleteModel | GetModelArtifacts | TagModel | UntagModel
-    | ListModelTags | SetHostingStatus | ListHostingVersions,
+    | ListModelTags | SetHostingStatus | ListHostingVersions
+    | StartModelPackagingJob | DescribeModelPackagingJob | ListModelPackagingJobs,
     Field(discriminator="operation"),
 ]
 

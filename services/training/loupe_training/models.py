@@ -93,13 +93,13 @@ async def resolve(state: TrainingState, project_name: str, version: str, request
     else:
         doc = await state.models.find_one({"_id": model_id(project_name, version)})
     if doc is None:
-        await _project_exists(state, project_name, request_id)
+        await project_datasets(state, project_name, request_id)
         raise not_found(ResourceType.MODEL, f"{project_name}/{version}",
                         f"Model version {version} of project {project_name} does not exist")
     return doc
 
 
-async def _project_exists(state: TrainingState, project_name: str, request_id: str) -> dict:
+async def project_datasets(state: TrainingState, project_name: str, request_id: str) -> dict:
     """The project's datasets (asking the dataset service, which owns projects)."""
     reply = await state.datasets.request(
         DATASET_COMMANDS, dm.SummarizeDatasets(request_id=request_id, project_name=project_name), key=project_name
@@ -109,7 +109,7 @@ async def _project_exists(state: TrainingState, project_name: str, request_id: s
 
 async def create_model(state: TrainingState, cmd: CreateModel, enqueue: Publish, announce: Publish) -> Reply:
     async def work() -> Reply:
-        datasets = await _project_exists(state, cmd.project_name, cmd.request_id)
+        datasets = await project_datasets(state, cmd.project_name, cmd.request_id)
         data = plan(cmd.project_name, datasets)
         counter = await state.counters.find_one_and_update(
             {"_id": cmd.project_name}, {"$inc": {"last_version": 1}}, upsert=True,
@@ -159,7 +159,7 @@ async def list_models(state: TrainingState, cmd: ListModels) -> Reply:
         query["version"] = {"$gt": decode_token(scope, cmd.next_token)["after"]}
     docs = await state.models.find(query).sort("version", 1).limit(cmd.max_results + 1).to_list(None)
     if not docs and not cmd.next_token:
-        await _project_exists(state, cmd.project_name, cmd.request_id)
+        await project_datasets(state, cmd.project_name, cmd.request_id)
     result: dict = {"Models": [metadata(d) for d in docs[: cmd.max_results]]}
     if len(docs) > cmd.max_results:
         result["NextToken"] = encode_token(scope, {"after": docs[cmd.max_results - 1]["version"]})

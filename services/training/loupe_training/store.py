@@ -1,5 +1,5 @@
 """The training service's state: model versions (`models`), per-project version counters
-(`model_counters`), and client-token records."""
+(`model_counters`), model packaging jobs (`packaging_jobs`), and client-token records."""
 
 from __future__ import annotations
 
@@ -29,10 +29,16 @@ class TrainingState:
     def counters(self):  # {_id: project_name, last_version}
         return self.db["model_counters"]
 
+    @property
+    def packaging_jobs(self):  # {_id: "<project>/<job name>", job_name, model_version, configuration, status, ...}
+        return self.db["packaging_jobs"]
+
 
 async def ensure_indexes(state: TrainingState) -> None:
     await state.models.create_index([("project_name", 1), ("version", 1)], unique=True)
     await state.models.create_index("status")
+    await state.packaging_jobs.create_index([("project_name", 1), ("_id", 1)])
+    await state.packaging_jobs.create_index("status")
     await idempotency.ensure_indexes(state.db)
 
 

@@ -304,3 +304,30 @@ async def stop_model(gw: GatewayDep, rid: RequestId, project_name: str, model_ve
     cmd = build(hm.StopModel, request_id=rid, client_token=token, project_name=project_name,
                 model_version=model_version)
     return reply_response(await gw.rpc.request(HOSTING_COMMANDS, cmd, key=project_name))
+
+
+# --- model packaging (the training service) ---------------------------------------------------
+
+
+@router.post("/projects/{project_name}/modelpackagingjobs")
+async def start_model_packaging_job(gw: GatewayDep, rid: RequestId, project_name: str, body: Body,
+                                    token: ClientTokenHeader = None):
+    fields = parse_json_object(body)
+    cmd = build(tm.StartModelPackagingJob, request_id=rid, client_token=token, project_name=project_name,
+                model_version=fields.get("ModelVersion"), job_name=fields.get("JobName"),
+                configuration=fields.get("Configuration"), description=fields.get("Description"))
+    return await to_training_service(gw, cmd, project_name)
+
+
+@router.get("/projects/{project_name}/modelpackagingjobs")
+async def list_model_packaging_jobs(gw: GatewayDep, rid: RequestId, request: Request, project_name: str):
+    q = request.query_params
+    cmd = build(tm.ListModelPackagingJobs, request_id=rid, project_name=project_name,
+                max_results=q.get("maxResults", 100), next_token=q.get("nextToken"))
+    return await to_training_service(gw, cmd, project_name)
+
+
+@router.get("/projects/{project_name}/modelpackagingjobs/{job_name}")
+async def describe_model_packaging_job(gw: GatewayDep, rid: RequestId, project_name: str, job_name: str):
+    cmd = build(tm.DescribeModelPackagingJob, request_id=rid, project_name=project_name, job_name=job_name)
+    return await to_training_service(gw, cmd, project_name)
