@@ -1,23 +1,13 @@
 // Drives the unmodified JS SDK v3 Lookout for Vision client against Loupe; prints one JSON report.
 import {
-  LookoutVisionClient, CreateProjectCommand, DescribeProjectCommand, CreateDatasetCommand,
+  CreateProjectCommand, DescribeProjectCommand, CreateDatasetCommand,
   DescribeDatasetCommand, TagResourceCommand, ListTagsForResourceCommand, UntagResourceCommand,
   DeleteProjectCommand, DeleteDatasetCommand, paginateListProjects,
 } from "@aws-sdk/client-lookoutvision";
+import { client, failure } from "./lookout-client.mjs";
 
-const client = new LookoutVisionClient({
-  endpoint: process.env.LOUPE_ENDPOINT_URL,
-  region: "us-east-1",
-  credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY },
-  maxAttempts: 1,
-});
 const project = process.env.PROJECT;
 const report = {};
-
-async function failure(command) {
-  try { await client.send(command); return null; }
-  catch (err) { return { name: err.name, status: err.$metadata?.httpStatusCode, message: err.message, resourceType: err.ResourceType }; }
-}
 
 const created = await client.send(new CreateProjectCommand({ ProjectName: project }));
 report.createdYear = created.ProjectMetadata.CreationTimestamp.getUTCFullYear();

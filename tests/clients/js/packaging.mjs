@@ -1,23 +1,13 @@
 // Drives the unmodified JS SDK v3 through the model packaging operations on a trained model
 // version (PROJECT); prints one JSON report.
 import {
-  LookoutVisionClient, StartModelPackagingJobCommand, DescribeModelPackagingJobCommand,
+  StartModelPackagingJobCommand, DescribeModelPackagingJobCommand,
   paginateListModelPackagingJobs,
 } from "@aws-sdk/client-lookoutvision";
+import { client, failure } from "./lookout-client.mjs";
 
-const client = new LookoutVisionClient({
-  endpoint: process.env.LOUPE_ENDPOINT_URL,
-  region: "us-east-1",
-  credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY },
-  maxAttempts: 1,
-});
 const project = process.env.PROJECT;
 const report = {};
-
-async function failure(command) {
-  try { await client.send(command); return null; }
-  catch (err) { return { name: err.name, status: err.$metadata?.httpStatusCode, message: err.message }; }
-}
 
 const configuration = {
   Greengrass: {
