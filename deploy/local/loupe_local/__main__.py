@@ -47,6 +47,7 @@ def run() -> int:
         table.add_row(name, str(proc.pid), where)
     console.print(table)
     console.print(f"Lookout for Vision endpoint: [bold]{stack.endpoint_url}[/bold]  (region {settings.region})")
+    console.print(f"Web console: {stack.endpoint_url}/loupe/console  (reviewers: {stack.endpoint_url}/loupe/review)")
     console.print(
         f"Development credentials: AWS_ACCESS_KEY_ID={settings.access_key_id} "
         f"AWS_SECRET_ACCESS_KEY={settings.secret_access_key.get_secret_value()}"
