@@ -206,12 +206,23 @@ def _consumers() -> list[AIOKafkaConsumer]:
     return found
 
 
+REWIND_QUIET_SECONDS = 300.0  # one rewind per partition and consumer in this time, at most
+_SUSPECT: dict[tuple[int, TopicPartition], int] = {}  # (consumer, partition) -> position seen past the end
+_REWOUND_AT: dict[tuple[int, TopicPartition], float] = {}
+
+
 async def rewind_if_ahead(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
     """Records this consumer's lag (loupe_kafka_consumer_lag), and sends partitions where its
     position is past the log's end back to their beginning. That happens only when the log started
     again: the local broker restarted (its storage is memory) and the topic was created anew.
     Tansu then answers such fetches with nothing rather than OFFSET_OUT_OF_RANGE, so the consumer
-    would wait for offsets that may never come."""
+    would wait for offsets that may never come.
+
+    A rewind replays the partition, so it needs two checks in a row that see the same position past
+    the end (a consumer that still moves is reading records: the log is there and the end it was
+    told is stale), and it happens at most once per REWIND_QUIET_SECONDS. Once, under load, the
+    local broker kept answering an end below records the dataset service had read: without these
+    guards its commands were replayed from 0 every 2 s for nine minutes."""
     assigned = list(consumer.assignment())
     if not assigned:
         return []
@@ -221,11 +232,23 @@ async def rewind_if_ahead(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
     ends = await consumer.end_offsets(assigned)
     rewound = []
     lag: dict[str, int] = {}
+    now = time.monotonic()
     for tp, position in positions.items():
         end = ends.get(tp, position)
-        if position > end:
+        key = (id(consumer), tp)
+        if position <= end:
+            _SUSPECT.pop(key, None)
+        elif _SUSPECT.get(key) != position:
+            _SUSPECT[key] = position  # first sight, or it moved: look again at the next check
+        elif now - _REWOUND_AT.get(key, float("-inf")) < REWIND_QUIET_SECONDS:
+            log.error("%s:%s is at %d, past the end the broker reports (%d), again within %.0f s of a "
+                      "rewind: not rewinding", tp.topic, tp.partition, position, end, REWIND_QUIET_SECONDS)
+            _SUSPECT.pop(key, None)
+        else:
             consumer.seek(tp, 0)
             rewound.append(tp)
+            _REWOUND_AT[key] = now
+            _SUSPECT.pop(key, None)
         lag[tp.topic] = lag.get(tp.topic, 0) + max(end - position, 0)
     group = getattr(consumer, "_group_id", None) or "none"
     for topic, behind in lag.items():
