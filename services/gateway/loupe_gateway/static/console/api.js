@@ -67,14 +67,24 @@ export const session = {
 const enc = encodeURIComponent;
 
 export const lookout = {
-  listProjects: () => call("GET", `${LOOKOUT}/projects?MaxResults=100`),
+  // Every page of ListProjects, up to `limit` projects (NextToken set when more remain).
+  listProjects: async (limit = 500) => {
+    const projects = [];
+    let token = "";
+    do {
+      const page = await call("GET", `${LOOKOUT}/projects?maxResults=100${token ? `&nextToken=${enc(token)}` : ""}`);
+      projects.push(...(page.Projects ?? []));
+      token = page.NextToken ?? "";
+    } while (token && projects.length < limit);
+    return { Projects: projects, NextToken: token || undefined };
+  },
   createProject: (name) => call("POST", `${LOOKOUT}/projects`, { ProjectName: name }),
   describeProject: (name) => call("GET", `${LOOKOUT}/projects/${enc(name)}`),
   deleteProject: (name) => call("DELETE", `${LOOKOUT}/projects/${enc(name)}`),
   describeDataset: (project, type) => call("GET", `${LOOKOUT}/projects/${enc(project)}/datasets/${enc(type)}`),
   createDataset: (project, type) => call("POST", `${LOOKOUT}/projects/${enc(project)}/datasets`, { DatasetType: type }),
   deleteDataset: (project, type) => call("DELETE", `${LOOKOUT}/projects/${enc(project)}/datasets/${enc(type)}`),
-  listModels: (project) => call("GET", `${LOOKOUT}/projects/${enc(project)}/models?MaxResults=100`),
+  listModels: (project) => call("GET", `${LOOKOUT}/projects/${enc(project)}/models?maxResults=100`),
   describeModel: (project, version) => call("GET", `${LOOKOUT}/projects/${enc(project)}/models/${enc(version)}`),
   createModel: (project, bucket) => call("POST", `${LOOKOUT}/projects/${enc(project)}/models`,
     { OutputConfig: { S3Location: { Bucket: bucket, Prefix: `${project}/` } } }),

@@ -83,7 +83,8 @@ async function fillProjects(table) {
   });
   table.replaceChildren(h("table", {},
     h("thead", {}, h("tr", {}, ["Project", "Created", "Datasets", "Model versions (latest)", ""].map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, rows)));
+    h("tbody", {}, rows)),
+    listed.NextToken ? h("p", { class: "muted" }, `The first ${projects.length} projects are shown.`) : "");
 }
 
 async function deleteProject(project, table) {
