@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := -e libs/common -e libs/models -e libs/cli -e deploy/local \
+PACKAGES := -e libs/common -e libs/edge -e libs/models -e libs/cli -e deploy/local \
 	-e services/gateway -e services/dataset -e services/training \
 	-e services/hosting -e services/inference -e services/human_loop
 STAMP := $(VENV)/.installed
@@ -31,7 +31,7 @@ $(STAMP): constraints.txt libs/*/pyproject.toml services/*/pyproject.toml deploy
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES) \
-		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image playwright huaweicloudsdkimage lookoutvision
+		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image playwright huaweicloudsdkimage lookoutvision grpcio-tools
 	touch $(STAMP)
 
 models: $(MODELS_STAMP)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -27,7 +28,7 @@ GREENGRASS = {"ComponentName": "loupe-line7", "ComponentDescription": "line 7 ti
 
 @pytest.fixture(scope="module")
 def model(lookout, stack):
-    train_model(lookout, stack.data_dir / "s3", "packaged-model")
+    train_model(lookout, stack.data_dir / "s3", "packaged-model", segmentation=True)  # masks: the edge test reads them
     return "packaged-model"
 
 
@@ -68,11 +69,15 @@ def test_a_job_writes_the_bundle_and_recipe(lookout, stack, model):
     assert base64.b64decode(artifact["Digest"]) == hashlib.sha256(bundle).digest()
     with zipfile.ZipFile(io.BytesIO(bundle)) as z:
         names = sorted(z.namelist())
-        assert names == ["manifest.json", "model/model.json", "model/model.onnx", "recipe.json"]
+        assert [n for n in names if not n.startswith("runtime/")] == [
+            "manifest.json", "model/model.json", "model/model.onnx", "recipe.json"]
+        assert {"runtime/loupe_edge/__main__.py", "runtime/loupe_edge/proto/edge_agent.proto"} <= set(names)
         listed = json.loads(z.read("manifest.json"))
         for path, facts in listed["files"].items():  # the checksum manifest holds
             assert hashlib.sha256(z.read(path)).hexdigest() == facts["sha256"]
         assert listed["runtime"]["onnxruntime"] and listed["model_arn"].endswith(f":model/{model}/1")
+        assert set(listed["runtime"]["requires"]) == {"numpy", "onnxruntime", "grpcio", "protobuf"}
+        assert set(listed["files"]) == set(names) - {"manifest.json", "recipe.json"}  # every file that runs
     hosted_model = (stack.data_dir / "blobs").rglob("model.onnx")
     assert any(p.read_bytes() == zipfile.ZipFile(io.BytesIO(bundle)).read("model/model.onnx") for p in hosted_model)
 
@@ -164,3 +169,107 @@ def test_the_aws_cli_packages_and_describes(stack, model):
         time.sleep(0.5)
     assert found["Status"] == "SUCCEEDED" and found["ModelPackagingOutputDetails"]["Greengrass"]["ComponentVersion"] == "1.2.3"
     assert "from-cli" in [j["JobName"] for j in aws("list-model-packaging-jobs", "--project-name", model)["ModelPackagingJobs"]]
+
+
+# --- the bundle on an edge PC: the recipe's own Run command, without the rest of Loupe -------------
+
+# What an edge PC does not have: importing any of these in the runtime fails the test.
+NOT_ON_THE_EDGE = ("PIL", "scipy", "pydantic", "loupe_common", "loupe_models", "loupe_inference", "loupe_training",
+                   "aiokafka", "fastapi")
+EDGE_PYTHON = """
+import runpy, sys
+class NotOnTheEdge:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(name + " is not installed on this edge PC")
+sys.meta_path.insert(0, NotOnTheEdge())
+assert sys.argv[1] == "-m"
+module, sys.argv = sys.argv[2], [sys.argv[2], *sys.argv[3:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def edge_images(folder) -> list:
+    """Normal and defective pattern images, square, wide and tall (the runtime resizes each)."""
+    from PIL import Image
+
+    from helpers import pattern_png
+
+    paths = []
+    for i, shape in enumerate([(160, 160), (400, 300), (120, 420), (96, 96)]):
+        for defect in (False, True):
+            path = folder / f"frame-{i}-{int(defect)}.png"
+            with Image.open(io.BytesIO(pattern_png(900 + i, defect))) as image:
+                image.convert("RGB").resize(shape).save(path)
+            paths.append(path)
+    return paths
+
+
+def test_the_bundle_runs_under_loupe_edge_alone_and_answers_as_the_hosted_model(lookout, stack, model, tmp_path):
+    from PIL import Image
+
+    from loupe_inference.runtime import ModelRuntime
+
+    config = {"Greengrass": {**GREENGRASS, "ComponentVersion": "3.0.0"}}
+    lookout.start_model_packaging_job(ProjectName=model, ModelVersion="1", JobName="line7-edge", Configuration=config)
+    assert wait_job(lookout, model, "line7-edge")["Status"] == "SUCCEEDED"
+    folder = stack.data_dir / "s3" / "edge-bkt" / "components" / "loupe-line7" / "3.0.0"
+    bundle_dir = tmp_path / "artifacts" / "loupe-line7-3.0.0"  # where Greengrass unarchives the zip
+    with zipfile.ZipFile(folder / "loupe-line7-3.0.0.zip") as z:
+        z.extractall(bundle_dir)
+    recipe = json.loads((folder / "recipe.json").read_text())
+    socket = tmp_path / "edge.sock"
+    edge_python = tmp_path / "edge-python.py"
+    edge_python.write_text(EDGE_PYTHON.format(blocked=set(NOT_ON_THE_EDGE)))
+    run = (recipe["Manifests"][0]["Lifecycle"]["Run"]
+           .replace("{artifacts:decompressedPath}", str(tmp_path / "artifacts"))
+           .replace("{configuration:/Socket}", str(socket))
+           .replace("python3 ", f"{sys.executable} {edge_python} "))
+    runtime = subprocess.Popen(["bash", "-c", run], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not socket.exists():
+            assert runtime.poll() is None and time.monotonic() < deadline, runtime.stdout.read() if runtime.poll() is not None else "no socket"
+            time.sleep(0.1)
+        images = edge_images(tmp_path)
+        client = [sys.executable, str(Path(__file__).parent / "edge_client.py"),
+                  "--proto", str(bundle_dir / "runtime" / "loupe_edge" / "proto" / "edge_agent.proto"),
+                  "--socket", str(socket), "--model", "loupe-line7"]
+
+        def answers(*extra: str) -> list[dict]:
+            deadline = time.monotonic() + 60
+            while True:  # --start all: the model is STARTING for a moment
+                done = subprocess.run([*client, *extra, *map(str, images)], capture_output=True, text=True, timeout=120)
+                if done.returncode == 0 or "FAILED_PRECONDITION" not in done.stderr or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert done.returncode == 0, done.stderr
+            return [json.loads(line) for line in done.stdout.splitlines()]
+
+        by_bytes, by_shared_memory = answers(), answers("--shared-memory")
+    finally:
+        runtime.terminate()
+        log = runtime.communicate(timeout=30)[0]
+    assert runtime.returncode == 0, log
+    assert f"from {bundle_dir / 'runtime'}" in log, log  # the bundle's own copy of the runtime served
+
+    hosted = ModelRuntime.load(bundle_dir / "model")  # the inference workers' code on the same graph
+    assert len(by_bytes) == len(images)
+    assert by_bytes == [{**a, "mask": a["mask"] and {**a["mask"], "via": "byte_data"}} for a in by_shared_memory]
+    verdicts = []
+    for path, answer in zip(images, by_bytes, strict=True):
+        with Image.open(path) as image:
+            expected = hosted.detect(image.convert("RGB"))
+            size = image.size
+        verdicts.append(answer["verdict"])
+        assert answer["verdict"] == ("anomalous" if expected.is_anomalous else "normal"), path.name
+        assert answer["confidence"] == pytest.approx(expected.confidence, abs=1e-5)  # float32 on the wire
+        if hosted.kind == "classification":  # as in Lookout: no mask, no anomaly classes
+            assert answer["mask"] is None and answer["anomalies"] == {}
+            continue
+        assert (answer["mask"]["width"], answer["mask"]["height"]) == size
+        with Image.open(io.BytesIO(expected.mask_png)) as mask:
+            assert answer["mask"]["sha256"] == hashlib.sha256(mask.convert("RGB").tobytes()).hexdigest()
+        expected_classes = {spec.name: share for spec, share in expected.found if share > 0.0001}
+        assert {k: v[0] for k, v in answer["anomalies"].items() if k != "background"} == pytest.approx(expected_classes)
+    assert "anomalous" in verdicts and "normal" in verdicts

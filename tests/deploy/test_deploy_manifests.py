@@ -298,10 +298,11 @@ def test_dockerfile_builds_a_small_non_root_image_of_one_service(directory):
     assert re.fullmatch(r"\S+ AS \S+", builder[0][1], re.IGNORECASE), "the builder stage is named"
     assert final[0][1] == "python:3.11-slim"
 
-    # The local packages an image may carry: libs/common, plus libs/models when the service
-    # declares loupe-models (shared preprocessing; training also ships the exported backbones).
+    # The local packages an image may carry: libs/common, plus libs/models and the numpy-only rules
+    # it builds on (libs/edge) when the service declares loupe-models (shared preprocessing and
+    # decision rules; training also ships the exported backbones).
     declared = tomllib.loads((ROOT / "services" / directory / "pyproject.toml").read_text())["project"]["dependencies"]
-    local = {"libs/common", f"services/{directory}"} | ({"libs/models"} if "loupe-models" in declared else set())
+    local = {"libs/common", f"services/{directory}"} | ({"libs/models", "libs/edge"} if "loupe-models" in declared else set())
     copied = [shlex.split(args)[:-1] for kw, args in builder if kw == "COPY"]
     sources = {s.removeprefix("./").rstrip("/") for c in copied for s in c if not s.startswith("--")}
     assert sources == {"constraints.txt"} | local

@@ -18,14 +18,13 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
-from .preprocess import RESIZE, Placement
+from loupe_edge import rules
+
+from .preprocess import RESIZE, Placement, resize_bilinear
 
 FORMAT = "loupe-patchcore-v2"
 # Normal-only threshold: the normal leave-one-out scores' mean plus this many standard deviations.
 NORMAL_SIGMAS = 3.0
-# A flagged image's mask: pixels above this share of the way from the image's median map level to
-# its peak (or above the pixel threshold, whichever is lower), so a flagged image is never empty.
-RELATIVE_MASK_LEVEL = 0.5
 CV_FOLDS = 5
 
 
@@ -64,8 +63,8 @@ class AnomalyClassSpec(BaseModel):
 
 # Sidecars written before models had a kind segmented with this one class; so do segmentation
 # models trained on white-on-black masks without a colour map.
-GENERIC_CLASS = AnomalyClassSpec(name="anomaly", color="#FF0000")
-BACKGROUND_CLASS = AnomalyClassSpec(name="background", color="#FFFFFF")
+GENERIC_CLASS = AnomalyClassSpec(name=rules.GENERIC[0], color=rules.GENERIC[1])
+BACKGROUND_CLASS = AnomalyClassSpec(name=rules.BACKGROUND[0], color=rules.BACKGROUND[1])
 
 
 class Sidecar(BaseModel):
@@ -93,12 +92,8 @@ class Sidecar(BaseModel):
 # --- image score ---------------------------------------------------------------------------------
 
 def image_score(canvas_map: np.ndarray, place: Placement, scoring: Scoring) -> float:
-    """Mean of the top-k anomaly-map pixels on the image's own region (the letterbox border is
-    not the image), optionally minus that region's mean level."""
-    region = place.crop(canvas_map).ravel()
-    k = min(scoring.top_k, region.size)
-    top = float(np.partition(region, region.size - k)[region.size - k :].mean())
-    return top - float(region.mean()) if scoring.subtract_background else top
+    """The image score (loupe_edge.rules.image_score) of a canvas-sized anomaly map."""
+    return rules.image_score(place.crop(canvas_map), scoring.top_k, scoring.subtract_background)
 
 
 # --- threshold rules -----------------------------------------------------------------------------
@@ -172,88 +167,37 @@ def cross_validated_predictions(scores: np.ndarray, labels: np.ndarray, extra_no
     return predicted
 
 
-# --- confidence ----------------------------------------------------------------------------------
+# --- confidence, mask and anomaly classes: loupe_edge.rules, shared with the edge runtime ----------
 
-def probability(score: float | np.ndarray, threshold: float, temperature: float) -> np.ndarray:
-    """p(anomalous) = sigmoid((score - threshold) / temperature)."""
-    z = np.clip((np.asarray(score, dtype=np.float64) - threshold) / temperature, -50, 50)
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def confidence(score: float | np.ndarray, threshold: float, temperature: float) -> np.ndarray:
-    """Calibrated probability of the predicted class."""
-    p = probability(score, threshold, temperature)
-    return np.where(np.asarray(score) >= threshold, p, 1 - p)
+probability = rules.probability
+confidence = rules.confidence
+mask_level = rules.mask_level
+hex_rgb = rules.hex_rgb
 
 
-# --- mask ----------------------------------------------------------------------------------------
-
-def mask_level(region: np.ndarray, pixel_threshold: float) -> float:
-    """The map level a flagged image's mask starts at: the pixel threshold, or lower where the
-    image's own peak does not reach it (relative to the image's median level)."""
-    median, peak = float(np.median(region)), float(region.max())
-    return min(pixel_threshold, median + RELATIVE_MASK_LEVEL * (peak - median))
+def _resize_float(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's bilinear resize of a float map in fixed pass order (loupe_edge.pixels.resize_float
+    equals it; Pillow is faster)."""
+    return np.asarray(resize_bilinear(Image.fromarray(values.astype(np.float32), "F"), size))
 
 
 def map_on_image(region: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The map's image region resized to the image's own `size` (width, height)."""
-    return np.asarray(Image.fromarray(region.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR))
+    return _resize_float(region, size)
 
 
 def anomaly_mask(region: np.ndarray, pixel_threshold: float, size: tuple[int, int],
                  on_image: np.ndarray | None = None) -> np.ndarray:
-    """A flagged image's (height, width) bool mask at the image's own `size` (width, height). The
-    map region is resized before the mask rule (`on_image`: already resized), so the mask follows
-    the map's contours rather than blocky canvas pixels; never empty (a one-pixel peak lost in
-    resizing keeps its place)."""
-    level = mask_level(region, pixel_threshold)
-    full = (map_on_image(region, size) if on_image is None else on_image) >= level
-    if not full.any():
-        y, x = np.unravel_index(int(region.argmax()), region.shape)
-        full[min(int(y * size[1] / region.shape[0]), size[1] - 1), min(int(x * size[0] / region.shape[1]), size[0] - 1)] = True
-    return full
-
-
-# --- anomaly classes -----------------------------------------------------------------------------
-
-def class_scores_on_image(class_scores: np.ndarray, grid: tuple[int, int], place: Placement, canvas: int,
-                          size: tuple[int, int]) -> np.ndarray:
-    """(h*w, K) patch class scores -> (height, width, K) on the image's own `size` (width, height):
-    each column resized to the canvas as the anomaly map is, then the image's region resized."""
-    h, w = grid
-    out = []
-    for column in class_scores.reshape(h, w, -1).transpose(2, 0, 1):
-        on_canvas = np.asarray(Image.fromarray(column.astype(np.float32), "F").resize((canvas, canvas),
-                                                                                       Image.Resampling.BILINEAR))
-        out.append(np.asarray(Image.fromarray(place.crop(on_canvas), "F").resize(size, Image.Resampling.BILINEAR)))
-    return np.stack(out, axis=-1)
-
-
-HOTTEST_SHARE = 0.1  # a region's class is read from its hottest pixels: the rest is often not the defect
+    """A flagged image's (height, width) bool mask (loupe_edge.rules.anomaly_mask)."""
+    return rules.anomaly_mask(region, pixel_threshold, size, map_on_image(region, size) if on_image is None else on_image)
 
 
 def classify_regions(mask: np.ndarray, scores: np.ndarray | None, heat: np.ndarray | None = None) -> np.ndarray:
-    """(height, width) class index per pixel: -1 background, else one anomaly class per connected
-    flagged region: the class whose mean score over the region's hottest pixels (the top
-    HOTTEST_SHARE of `heat`, the anomaly map on the image; all of them without it) is highest.
-    `scores` (height, width, K), or None for a single class. Measured on MTD (five defect kinds,
-    nearest-exemplar scores from 60 labelled tiles, 120 held-out defective tiles, in-process): the
-    hottest tenth names 0.61 of the kinds right, the whole region 0.43."""
-    classes = np.full(mask.shape, -1, np.int32)
-    if scores is None or scores.shape[-1] == 1:
-        classes[mask] = 0
-        return classes
-    regions, count = ndimage.label(mask)
-    for index, where in enumerate(ndimage.find_objects(regions), start=1):
-        inside = regions[where] == index
-        values = scores[where][inside]
-        if heat is not None and len(values) > 1:
-            hot = heat[where][inside]
-            values = values[hot >= np.quantile(hot, 1 - HOTTEST_SHARE)]
-        classes[where][inside] = int(values.mean(axis=0).argmax())
-    return classes
+    """Each flagged region's anomaly class (loupe_edge.rules.classify_regions, regions by scipy)."""
+    return rules.classify_regions(mask, scores, heat, ndimage.label)
 
 
-def hex_rgb(color: str) -> tuple[int, int, int]:
-    value = int(color[1:], 16)
-    return (value >> 16) & 255, (value >> 8) & 255, value & 255
+def class_scores_on_image(class_scores: np.ndarray, grid: tuple[int, int], place: Placement, canvas: int,
+                          size: tuple[int, int]) -> np.ndarray:
+    """(h*w, K) patch class scores -> (height, width, K) on the image (loupe_edge.rules)."""
+    return rules.class_scores_on_image(class_scores, grid, place, canvas, size, _resize_float)

@@ -13,39 +13,26 @@ on the canvas, so scores and masks are read from that region only.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from loupe_edge.rules import Placement, canvas, margin_for  # noqa: F401 (re-exported: training reads them here)
+
 RESIZE = "letterbox-pillow-bilinear"
 
 
-def margin_for(size: int) -> int:
-    """Black border on each side of the canvas: two stride-8 feature cells at 256 px."""
-    return size // 16
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where an image of (width, height) lies on the size x size canvas."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @classmethod
-    def of(cls, width: int, height: int, size: int) -> Placement:
-        inner = size - 2 * margin_for(size)
-        scale = inner / max(width, height)
-        w = min(inner, max(1, round(width * scale)))
-        h = min(inner, max(1, round(height * scale)))
-        return cls((size - w) // 2, (size - h) // 2, w, h)
-
-    def crop(self, canvas_map: np.ndarray) -> np.ndarray:
-        """The image's region of a (..., size, size) array."""
-        return canvas_map[..., self.y : self.y + self.height, self.x : self.x + self.width]
+def resize_bilinear(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Pillow's bilinear resize as two explicit passes, across then down. Pillow picks the order of
+    its two passes itself (version 13 goes down first on some tall images), and the order changes the
+    8-bit rounding; fixing it lets the edge runtime's numpy resize (loupe_edge.pixels) give the same
+    pixels, so a bundle scores an image exactly as the hosted model does."""
+    width, height = size
+    if image.width != width:
+        image = image.resize((width, image.height), Image.Resampling.BILINEAR)
+    if image.height != height:
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    return image
 
 
 def to_pixels(image: Image.Image, size: int) -> tuple[np.ndarray, Placement]:
@@ -53,10 +40,8 @@ def to_pixels(image: Image.Image, size: int) -> tuple[np.ndarray, Placement]:
     rgb = image.convert("RGB")
     place = Placement.of(*rgb.size, size)
     if rgb.size != (place.width, place.height):
-        rgb = rgb.resize((place.width, place.height), Image.Resampling.BILINEAR)
-    canvas = np.zeros((3, size, size), np.float32)
-    place.crop(canvas)[...] = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1)
-    return canvas, place
+        rgb = resize_bilinear(rgb, (place.width, place.height))
+    return canvas(np.asarray(rgb), size, place), place
 
 
 def decode_pixels(data: bytes, size: int) -> tuple[np.ndarray, Placement]:

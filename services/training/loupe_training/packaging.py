@@ -6,8 +6,10 @@ They live in the training service because it owns model versions and their artif
 long work like training (its own topic, loupe.packaging.jobs, replayed after a crash until final).
 
 The bundle (`<component>-<version>.zip`) holds the model exactly as hosting runs it (model.onnx and
-its sidecar model.json), `manifest.json` (what the bundle is, which runtime runs it, a SHA-256 of
-every file), and `recipe.json`. Beside the zip, the recipe is written on its own (the file a
+its sidecar model.json), the edge runtime's own code (`runtime/loupe_edge`, numpy + onnxruntime +
+grpcio only), `manifest.json` (what the bundle is, which runtime runs it and what it needs, a SHA-256
+of every file), and `recipe.json`. The bundle's facts (format, socket, layout) belong to
+loupe_edge.bundle, the side that reads them. Beside the zip, the recipe is written on its own (the file a
 Greengrass user deploys). Loupe's runtime is CPU onnxruntime on every target: an NVIDIA target's
 compiler options are recorded in the manifest and not used.
 """
@@ -25,6 +27,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Protocol
 
+import loupe_edge
 from loupe_common import idempotency
 from loupe_common.errors import ErrorCode, LoupeError, ResourceType, conflict, not_found
 from loupe_common.messages import Reply
@@ -40,13 +43,13 @@ from loupe_common.training_messages import (
     StartModelPackagingJob,
 )
 
+from loupe_edge.bundle import BUNDLE_FORMAT, EDGE_AGENT_SOCKET, RUNTIME_DIR, RUNTIME_REQUIREMENTS, runtime_files
+
 from .models import TRAINING, TRAINING_FAILED, project_datasets, resolve
 from .store import TrainingState, model_id
 
-BUNDLE_FORMAT = "loupe-edge-bundle/1"
 RUNTIME = "loupe-edge"
 DEFAULT_COMPONENT_VERSION = "1.0.0"
-EDGE_AGENT_SOCKET = "/tmp/aws.iot.lookoutvision.EdgeAgent.sock"  # where AWS's clients look by default
 FINAL = {PACKAGING_SUCCEEDED, PACKAGING_FAILED}
 GREENGRASS_ARCH = {"X86_64": "amd64", "ARM64": "aarch64"}
 
@@ -182,6 +185,7 @@ async def _package(state: TrainingState, doc: dict) -> str:
         raise LoupeError(ErrorCode.CONFLICT, f"model version {doc['model_version']} and its artifacts are gone")
     files = {f"model/{name}": await state.blobs.get(key) for name, key in sorted(model["artifacts"].items())
              if name in ("model.onnx", "model.json")}
+    files |= runtime_files()
     greengrass = doc["configuration"]["Greengrass"]
     name, version = greengrass["ComponentName"], greengrass["ComponentVersion"]
     location = greengrass["S3OutputLocation"]
@@ -227,7 +231,9 @@ def bundle_manifest(doc: dict, model: dict, files: dict[str, bytes]) -> dict:
         "project_name": doc["project_name"], "model_version": doc["model_version"], "model_arn": model["arn"],
         "component": {"name": greengrass["ComponentName"], "version": greengrass["ComponentVersion"]},
         "target": {k: greengrass[k] for k in ("TargetDevice", "TargetPlatform", "CompilerOptions") if k in greengrass},
-        "runtime": {"name": RUNTIME, "onnxruntime": _version("onnxruntime"), "numpy": _version("numpy"),
+        "runtime": {"name": RUNTIME, "version": loupe_edge.__version__, "path": RUNTIME_DIR,
+                    "requires": {name: _version(name) for name in RUNTIME_REQUIREMENTS},
+                    "onnxruntime": _version("onnxruntime"), "numpy": _version("numpy"),
                     "execution": "CPU (onnxruntime CPUExecutionProvider) on every target"},
         "files": {path: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
                   for path, data in sorted(files.items())},
@@ -254,9 +260,10 @@ def greengrass_recipe(doc: dict, artifact_uri: str, digest_hex: str | None) -> d
         "Manifests": [{
             "Platform": {"os": platform["Os"].lower(), "architecture": GREENGRASS_ARCH[platform["Arch"]]},
             "Lifecycle": {
-                "Install": f"python3 -m pip install --user {RUNTIME}",
-                "Run": f"python3 -m loupe_edge serve --models {bundle_dir} "
-                       "--socket {configuration:/Socket}",
+                "Install": "python3 -m pip install --user " + " ".join(f"{name}=={_version(name)}"
+                                                                       for name in RUNTIME_REQUIREMENTS),
+                "Run": f"PYTHONPATH={bundle_dir}/{RUNTIME_DIR} python3 -m loupe_edge serve --models {bundle_dir} "
+                       "--socket {configuration:/Socket} --start all",
             },
             "Artifacts": [artifact],
         }],
