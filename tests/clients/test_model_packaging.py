@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from helpers import DEV_KEY, DEV_SECRET, OUTPUT, REGION, code_of, fill, train_model, wait_model
+from helpers import DEV_KEY, DEV_SECRET, OUTPUT, REGION, code_of, fill, signed_request, train_model, wait_model
 
 GREENGRASS = {"ComponentName": "loupe-line7", "ComponentDescription": "line 7 tiles",
               "TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"},
@@ -273,3 +273,29 @@ def test_the_bundle_runs_under_loupe_edge_alone_and_answers_as_the_hosted_model(
         expected_classes = {spec.name: share for spec, share in expected.found if share > 0.0001}
         assert {k: v[0] for k, v in answer["anomalies"].items() if k != "background"} == pytest.approx(expected_classes)
     assert "anomalous" in verdicts and "normal" in verdicts
+
+
+def test_loupe_model_package_downloads_and_unpacks_the_bundle(stack, model, tmp_path):
+    env = {**os.environ, "LOUPE_ENDPOINT_URL": stack.endpoint_url, "AWS_ACCESS_KEY_ID": DEV_KEY,
+           "AWS_SECRET_ACCESS_KEY": DEV_SECRET, "AWS_DEFAULT_REGION": REGION}
+    done = subprocess.run([sys.executable, "-m", "loupe_cli", "model", "package", "-p", model, "--version", "1",
+                           "--component", "loupe-cli-edge", "--component-version", "4.0.0", "--bucket", "edge-bkt",
+                           "--prefix", "cli/", "--platform", "linux/arm64", "--job-name", "cli-edge", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = tmp_path / "loupe-cli-edge-4.0.0"
+    assert "python3 -m loupe_edge serve" in done.stdout and str(folder) in done.stdout.replace("\n", "")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["component"] == {"name": "loupe-cli-edge", "version": "4.0.0"}
+    assert manifest["target"]["TargetPlatform"] == {"Os": "LINUX", "Arch": "ARM64"}
+    for path, facts in manifest["files"].items():
+        assert hashlib.sha256((folder / path).read_bytes()).hexdigest() == facts["sha256"]
+    assert (folder / "runtime" / "loupe_edge" / "server.py").exists()
+
+    missing = signed_request(stack.endpoint_url, "GET", f"/loupe/v1/projects/{model}/packaging-jobs/never/bundle")
+    assert missing.status_code == 404 and missing.json()["error_detail"]["code"] == "ERROR_RESOURCE_NOT_FOUND"
+    assert missing.json()["request_id"]
+    bad = subprocess.run([sys.executable, "-m", "loupe_cli", "model", "package", "-p", model, "--component", "c",
+                          "--bucket", "b", "--platform", "linux/x86_64", "--device", "jetson_xavier"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and "not both" in bad.stdout

@@ -562,3 +562,34 @@ def test_unreachable_endpoint_is_exit_1_not_2(tmp_path: Path, no_aws_credentials
     )
     assert result.exit_code == 1, result.output
     assert "development keys" in result.output  # the one-line note about the fallback
+
+
+def _bundle(files: dict[str, bytes], listed: dict[str, bytes] | None = None) -> bytes:
+    import hashlib
+    import io
+    import zipfile
+
+    manifest = {"component": {"name": "c", "version": "1.0.0"},
+                "files": {p: {"sha256": hashlib.sha256(d).hexdigest()} for p, d in (listed or files).items()}}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in {**files, "manifest.json": json.dumps(manifest).encode()}.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def test_a_packaged_bundle_unpacks_only_when_its_manifest_holds(tmp_path: Path) -> None:
+    from loupe_cli.packaging import BundleRejected, parse_target, unpack
+
+    folder = unpack(_bundle({"model/model.onnx": b"graph"}), tmp_path)
+    assert folder == tmp_path / "c-1.0.0" and (folder / "model" / "model.onnx").read_bytes() == b"graph"
+    with pytest.raises(BundleRejected, match="SHA-256"):
+        unpack(_bundle({"model/model.onnx": b"altered"}, {"model/model.onnx": b"graph"}), tmp_path / "x")
+    with pytest.raises(BundleRejected, match="outside"):
+        unpack(_bundle({"../escape.txt": b"x"}), tmp_path / "y")
+    assert not (tmp_path / "escape.txt").exists()
+    assert parse_target(None, None) == {"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"}}
+    assert parse_target("linux/arm64/nvidia", None)["TargetPlatform"]["Accelerator"] == "NVIDIA"
+    assert parse_target(None, "jetson_xavier") == {"TargetDevice": "jetson_xavier"}
+    with pytest.raises(ValueError):
+        parse_target("linux", None)

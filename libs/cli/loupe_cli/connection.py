@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,13 @@ class Connection:
         assert creds is not None  # resolve_connection guarantees credentials exist
         return creds.get_frozen_credentials()
 
+    def signed_get(self, path: str, timeout: float = 30) -> httpx.Response:
+        """GET a Loupe-native route, SigV4-signed as the SDKs sign."""
+        url = f"{self.endpoint_url}{path}"
+        request = AWSRequest(method="GET", url=url)
+        SigV4Auth(self.credentials(), SERVICE_NAME, self.region).add_auth(request)
+        return httpx.get(url, headers=dict(request.headers.items()), timeout=timeout)
+
     def lookout_client(self) -> Any:
         return self.session.client(
             SERVICE_NAME,
@@ -71,6 +78,26 @@ class Connection:
             region_name=self.region,
             config=Config(retries={"total_max_attempts": 3}),
         )
+
+
+class WaitTimeout(Exception):
+    pass
+
+
+def wait_until(describe: Callable[[], dict], final: set[str], what: str, *,
+               on_status: Callable[[dict], None] | None = None, poll_interval: float = 1.0,
+               timeout: float = 3600.0) -> dict:
+    """Describe every `poll_interval` until the "Status" is final; WaitTimeout after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = describe()
+        if on_status:
+            on_status(found)
+        if found["Status"] in final:
+            return found
+        if time.monotonic() > deadline:
+            raise WaitTimeout(f"{what} still {found['Status']} after {timeout:.0f} s")
+        time.sleep(poll_interval)
 
 
 def resolve_connection(endpoint_url: str | None = None, region: str | None = None) -> Connection:

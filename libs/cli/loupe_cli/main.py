@@ -276,6 +276,59 @@ def train_model(
         console.print(f"Report: {connection.endpoint_url}{summary['artifacts']['report.html']}", soft_wrap=True)
 
 
+@model_app.command("package")
+def package_model(
+    project: Annotated[str, typer.Option("--project", "-p", help="Project of the model version.")],
+    component: Annotated[str, typer.Option(help="Greengrass component name (ComponentName).")],
+    bucket: Annotated[str, typer.Option(help="S3 bucket the job writes the component to.")],
+    version: Annotated[str, typer.Option("--version", "-v", help="Model version (a number, or latest).")] = "latest",
+    component_version: Annotated[str | None, typer.Option(help="ComponentVersion (default 1.0.0).")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Key prefix in the bucket.")] = None,
+    platform: Annotated[str | None, typer.Option(help="OS/ARCH[/ACCELERATOR] (default LINUX/X86_64).")] = None,
+    device: Annotated[str | None, typer.Option(help="TargetDevice instead of --platform (jetson_xavier).")] = None,
+    job_name: Annotated[str | None, typer.Option(help="JobName (default: generated).")] = None,
+    out: Annotated[Path, typer.Option(help="Where the bundle is unpacked.")] = Path("."),
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Package a model version for the edge (StartModelPackagingJob), follow the job, then download
+    and unpack its bundle, ready for `python -m loupe_edge serve`."""
+    from .connection import resolve_connection
+    from .packaging import (BundleRejected, PackagingWaitTimeout, download_bundle, parse_target, start_packaging,
+                            unpack, wait_for_job)
+
+    console = Console()
+    connection = resolve_connection(endpoint_url, region)
+    if connection.used_dev_credentials:
+        console.print("[yellow]note:[/] no AWS credentials found; using the local development keys")
+    try:
+        target = parse_target(platform, device)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    location = {"Bucket": bucket, **({"Prefix": prefix} if prefix else {})}
+    greengrass = {"ComponentName": component, "S3OutputLocation": location, **target,
+                  **({"ComponentVersion": component_version} if component_version else {})}
+    client = connection.lookout_client()
+    try:
+        job = start_packaging(client, project, version, greengrass, job_name)
+        console.print(f"Packaging job [bold]{job}[/] for {project} model {version} started.")
+        with console.status("Packaging…") as status:
+            found = wait_for_job(client, project, job,
+                                 on_status=lambda d: status.update(f"{d['Status']}: {d.get('StatusMessage') or ''}"))
+        if found["Status"] != "SUCCEEDED":
+            console.print(f"[red]{found['Status']}:[/] {found.get('StatusMessage', '')}")
+            raise typer.Exit(1)
+        console.print(found.get("StatusMessage", ""), soft_wrap=True)
+        folder = unpack(download_bundle(connection, project, job), out)
+    except (ClientError, BotoCoreError, PackagingWaitTimeout, httpx.HTTPError, BundleRejected) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"Bundle unpacked in [bold]{folder}[/]. Serve it on the Edge Agent socket with:")
+    console.print(f"  PYTHONPATH={folder}/runtime python3 -m loupe_edge serve --models {folder} --start all",
+                  soft_wrap=True, highlight=False)
+
+
 class RichIngestHooks:
     """Renders `loupe ingest` progress (the ingest.IngestHooks callbacks): one bar while images
     are published, a second while their results come back."""

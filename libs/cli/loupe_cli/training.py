@@ -3,21 +3,15 @@ evaluation back. UI-free: main.py renders."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-
-from .connection import SERVICE_NAME, Connection
+from .connection import Connection, WaitTimeout, wait_until
 
 FINAL = {"TRAINED", "TRAINING_FAILED"}
 
 
-class ModelWaitTimeout(Exception):
-    pass
+ModelWaitTimeout = WaitTimeout
 
 
 def parse_output(output: str) -> dict:
@@ -40,23 +34,12 @@ def start_training(client: Any, project: str, output_config: dict, description: 
 
 def wait_for_model(client: Any, project: str, version: str, *, on_status: Callable[[dict], None] | None = None,
                    poll_interval: float = 1.0, timeout: float = 3600.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc = client.describe_model(ProjectName=project, ModelVersion=version)["ModelDescription"]
-        if on_status:
-            on_status(desc)
-        if desc["Status"] in FINAL:
-            return desc
-        if time.monotonic() > deadline:
-            raise ModelWaitTimeout(f"model {version} still {desc['Status']} after {timeout:.0f} s")
-        time.sleep(poll_interval)
+    return wait_until(lambda: client.describe_model(ProjectName=project, ModelVersion=version)["ModelDescription"],
+                      FINAL, f"model {version}", on_status=on_status, poll_interval=poll_interval, timeout=timeout)
 
 
 def evaluation(connection: Connection, project: str, version: str) -> dict:
     """The Loupe-native evaluation summary (image/pixel AUROC, threshold, artifact links)."""
-    url = f"{connection.endpoint_url}/loupe/v1/projects/{project}/models/{version}/evaluation"
-    request = AWSRequest(method="GET", url=url)
-    SigV4Auth(connection.credentials(), SERVICE_NAME, connection.region).add_auth(request)
-    response = httpx.get(url, headers=dict(request.headers.items()), timeout=30)
+    response = connection.signed_get(f"/loupe/v1/projects/{project}/models/{version}/evaluation")
     response.raise_for_status()
     return response.json()["data"]

@@ -183,6 +183,15 @@ class ListModelPackagingJobs(Command):
     next_token: PaginationToken | None = None
 
 
+def packaging_output(greengrass: dict) -> tuple[str, str, str]:
+    """(bucket, bundle key, recipe key) a packaging job writes for its Greengrass configuration:
+    `<Prefix><ComponentName>/<ComponentVersion>/<ComponentName>-<ComponentVersion>.zip` and recipe.json beside it."""
+    location = greengrass["S3OutputLocation"]
+    name, version = greengrass["ComponentName"], greengrass["ComponentVersion"]
+    folder = f"{location.get('Prefix', '')}{name}/{version}/"
+    return location["Bucket"], f"{folder}{name}-{version}.zip", f"{folder}recipe.json"
+
+
 class PackagingJob(BaseModel):
     """Queued on loupe.packaging.jobs; replayed after a crash until the job is final."""
 

@@ -41,6 +41,7 @@ from loupe_common.training_messages import (
     ListModelPackagingJobs,
     PackagingJob,
     StartModelPackagingJob,
+    packaging_output,
 )
 
 from loupe_edge.bundle import BUNDLE_FORMAT, EDGE_AGENT_SOCKET, RUNTIME_DIR, RUNTIME_REQUIREMENTS, runtime_files
@@ -186,21 +187,18 @@ async def _package(state: TrainingState, doc: dict) -> str:
     files = {f"model/{name}": await state.blobs.get(key) for name, key in sorted(model["artifacts"].items())
              if name in ("model.onnx", "model.json")}
     files |= runtime_files()
-    greengrass = doc["configuration"]["Greengrass"]
-    name, version = greengrass["ComponentName"], greengrass["ComponentVersion"]
-    location = greengrass["S3OutputLocation"]
-    prefix = f"{location.get('Prefix', '')}{name}/{version}/"
-    archive = f"{name}-{version}.zip"
+    bucket, bundle_key, recipe_key = packaging_output(doc["configuration"]["Greengrass"])
+    uri = f"s3://{bucket}/{bundle_key}"
     manifest = bundle_manifest(doc, model, files)
-    recipe = greengrass_recipe(doc, f"s3://{location['Bucket']}/{prefix}{archive}", None)
+    recipe = greengrass_recipe(doc, uri, None)
     bundle = await asyncio.to_thread(_zip, {**files, "manifest.json": _json(manifest), "recipe.json": _json(recipe)})
     # The recipe users deploy names the zip by its digest, so it is written after the zip exists.
-    recipe = greengrass_recipe(doc, f"s3://{location['Bucket']}/{prefix}{archive}",
-                               hashlib.sha256(bundle).hexdigest())
-    await asyncio.to_thread(state.buckets.write, location["Bucket"], prefix + archive, bundle)
-    await asyncio.to_thread(state.buckets.write, location["Bucket"], prefix + "recipe.json", _json(recipe))
-    return (f"Packaged as Greengrass component {name} {version}: s3://{location['Bucket']}/{prefix}{archive} "
-            f"({len(bundle)} bytes) and its recipe.json")
+    recipe = greengrass_recipe(doc, uri, hashlib.sha256(bundle).hexdigest())
+    await asyncio.to_thread(state.buckets.write, bucket, bundle_key, bundle)
+    await asyncio.to_thread(state.buckets.write, bucket, recipe_key, _json(recipe))
+    greengrass = doc["configuration"]["Greengrass"]
+    return (f"Packaged as Greengrass component {greengrass['ComponentName']} {greengrass['ComponentVersion']}: "
+            f"{uri} ({len(bundle)} bytes) and its recipe.json")
 
 
 def _json(value: dict) -> bytes:

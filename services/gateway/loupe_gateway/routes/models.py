@@ -1,9 +1,12 @@
 """Loupe-native model routes (AILabTools envelope): a trained version's evaluation summary, its
-artifacts (the ONNX model, its sidecar, the evaluation manifest/result, the HTML report), and its
-inference units as they are now."""
+artifacts (the ONNX model, its sidecar, the evaluation manifest/result, the HTML report), its
+inference units as they are now, and a finished packaging job's edge bundle (`loupe model package`
+downloads it: the job's S3 output location may be a bucket only the server reaches)."""
 
 from __future__ import annotations
 
+
+import asyncio
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
@@ -11,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from loupe_common import hosting_messages as hm
 from loupe_common import training_messages as tm
 from loupe_common.blobs import BlobNotFound
+from loupe_common.buckets import BucketError
 from loupe_common.errors import AilabError, ailab_envelope
 from loupe_common.topics import HOSTING_COMMANDS, TRAINING_COMMANDS
 
@@ -18,6 +22,7 @@ from ..auth import signed_body
 from ..context import GatewayDep, RequestId
 from ..validation import build
 
+MAX_BUNDLE_BYTES = 1 << 30
 router = APIRouter(prefix="/loupe/v1", dependencies=[Depends(signed_body(0))])
 MEDIA_TYPES = {
     "model.onnx": "application/octet-stream",
@@ -61,3 +66,19 @@ async def hosting(gw: GatewayDep, rid: RequestId, project_name: str, model_versi
     found = (await gw.rpc.request(HOSTING_COMMANDS, cmd, key=project_name)).unwrap()
     status, body = ailab_envelope(request_id=rid, data=found)
     return JSONResponse(body, status_code=status)
+
+
+@router.get("/projects/{project_name}/packaging-jobs/{job_name}/bundle")
+async def packaging_bundle(gw: GatewayDep, rid: RequestId, project_name: str, job_name: str) -> Response:
+    cmd = build(tm.DescribeModelPackagingJob, request_id=rid, project_name=project_name, job_name=job_name)
+    job = (await gw.rpc.request(TRAINING_COMMANDS, cmd, key=project_name)).unwrap()["ModelPackagingDescription"]
+    if job["Status"] != tm.PACKAGING_SUCCEEDED:
+        raise AilabError("ERROR_TASK_CONFLICT", f"packaging job {job_name} is {job['Status']}; "
+                         "its bundle exists once it has SUCCEEDED")
+    bucket, key, _ = tm.packaging_output(job["ModelPackagingConfiguration"]["Greengrass"])
+    try:
+        content = await asyncio.to_thread(gw.buckets.read, bucket, key, max_bytes=MAX_BUNDLE_BYTES)
+    except BucketError as error:
+        raise AilabError("ERROR_FILE_NOT_FOUND", f"the bundle of {job_name} is gone from s3://{bucket}/{key}: {error}") from None
+    return Response(content, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{key.rsplit("/", 1)[-1]}"'})
