@@ -196,3 +196,32 @@ def test_the_committed_stubs_are_what_the_proto_generates(tmp_path):
         assert (tmp_path / "loupe_edge" / "proto" / name).read_bytes() == (root / "loupe_edge" / "proto" / name).read_bytes(), (
             "regenerate: cd libs/edge && python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. "
             "loupe_edge/proto/edge_agent.proto")
+
+
+def test_shared_memory_frames_and_masks_and_handles_that_do_not_fit(agent):
+    from multiprocessing import shared_memory
+
+    _, stub = agent
+    running(stub, "loupe-tiles")
+    rgb = list(images())[1]  # defective
+    size = rgb.nbytes
+    segment = shared_memory.SharedMemory(create=True, size=2 * size + 7)
+    try:
+        segment.buf[7 : 7 + size] = rgb.reshape(-1)
+        name = "/" + segment.name
+        request = pb.DetectAnomaliesRequest(model_component="loupe-tiles", bitmap=pb.Bitmap(
+            width=rgb.shape[1], height=rgb.shape[0], shared_memory_handle=pb.SharedMemoryHandle(name=name, size=size, offset=7)))
+        request.anomaly_mask_params.shared_memory_handle.CopyFrom(pb.SharedMemoryHandle(name=name, size=size, offset=7 + size))
+        by_memory = stub.DetectAnomalies(request).detect_anomaly_result
+        by_bytes = stub.DetectAnomalies(pb.DetectAnomaliesRequest(model_component="loupe-tiles", bitmap=frame(rgb))).detect_anomaly_result
+        assert by_memory.anomaly_mask.shared_memory_handle.offset == 7 + size
+        assert bytes(segment.buf[7 + size : 7 + 2 * size]) == by_bytes.anomaly_mask.byte_data
+        assert by_memory.is_anomalous == by_bytes.is_anomalous and by_memory.confidence == by_bytes.confidence
+        for bad in (pb.SharedMemoryHandle(name=name, size=size, offset=size + 8),  # runs past the end
+                    pb.SharedMemoryHandle(name=name, size=size - 1, offset=0),  # smaller than the bitmap
+                    pb.SharedMemoryHandle(name="/../etc/passwd", size=size, offset=0)):
+            request.bitmap.shared_memory_handle.CopyFrom(bad)
+            assert code(lambda: stub.DetectAnomalies(request)) == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        segment.close()
+        segment.unlink()

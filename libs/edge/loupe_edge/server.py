@@ -236,23 +236,29 @@ def _segment_path(handle: pb.SharedMemoryHandle, what: str) -> Path:
     return SHM_DIR / name
 
 
-def check_handle(handle: pb.SharedMemoryHandle, expected: int, what: str) -> Path:
+def _open_segment(handle: pb.SharedMemoryHandle, expected: int, what: str, flags: int) -> int:
+    """A descriptor of the caller's segment, once the handle fits in it (symlinks are not followed)."""
     path = _segment_path(handle, what)
     if handle.size < expected:
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{what}.size is {handle.size}; the bitmap needs {expected} bytes")
     try:
-        segment = path.stat().st_size
+        fd = os.open(path, flags | os.O_NOFOLLOW)
     except OSError:
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{what}: no shared-memory segment {handle.name!r}") from None
+    segment = os.fstat(fd).st_size
     if handle.offset + handle.size > segment:
+        os.close(fd)
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{what}: offset {handle.offset} + size {handle.size} "
                       f"runs past the end of the {segment}-byte segment {handle.name!r}")
-    return path
+    return fd
+
+
+def check_handle(handle: pb.SharedMemoryHandle, expected: int, what: str) -> None:
+    os.close(_open_segment(handle, expected, what, os.O_RDWR))
 
 
 def read_segment(handle: pb.SharedMemoryHandle, expected: int) -> np.ndarray:
-    path = check_handle(handle, expected, "bitmap.shared_memory_handle")
-    fd = os.open(path, os.O_RDONLY)
+    fd = _open_segment(handle, expected, "bitmap.shared_memory_handle", os.O_RDONLY)
     try:
         with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as mapped:
             return np.frombuffer(mapped, np.uint8, count=expected, offset=handle.offset).copy()
@@ -261,8 +267,7 @@ def read_segment(handle: pb.SharedMemoryHandle, expected: int) -> np.ndarray:
 
 
 def write_segment(handle: pb.SharedMemoryHandle, data: np.ndarray) -> None:
-    path = _segment_path(handle, "anomaly_mask_params.shared_memory_handle")
-    fd = os.open(path, os.O_RDWR)
+    fd = _open_segment(handle, data.nbytes, "anomaly_mask_params.shared_memory_handle", os.O_RDWR)
     try:
         with mmap.mmap(fd, 0) as mapped:
             mapped[handle.offset : handle.offset + data.nbytes] = data.tobytes()
