@@ -97,8 +97,26 @@ AndNode.model_rebuild()
 OrNode.model_rebuild()
 
 
+MAX_CONDITION_DEPTH = 5  # And/Or levels; checked before the recursive validation that a deep tree would exhaust
+
+
 class ActivationConditions(BaseModel):
     Conditions: list[ConditionNode] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shallow(cls, data: Any) -> Any:
+        nodes = data.get("Conditions") if isinstance(data, dict) else None
+        stack = [(node, 1) for node in nodes] if isinstance(nodes, list) else []
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_CONDITION_DEPTH:
+                raise ValueError(f"conditions nest at most {MAX_CONDITION_DEPTH} And/Or levels deep")
+            for key in ("And", "Or"):
+                children = node.get(key) if isinstance(node, dict) else None
+                if isinstance(children, list):
+                    stack.extend((child, depth + 1) for child in children)
+        return data
 
 
 class Prediction(BaseModel):

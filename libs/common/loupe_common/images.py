@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from enum import StrEnum
@@ -102,9 +103,15 @@ def decode_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected(Rejection.TOO_LARGE, "image has too many pixels") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for damaged files
-        raise ImageRejected(Rejection.CORRUPT, f"image could not be decoded ({exc})") from None
+        raise ImageRejected(Rejection.CORRUPT, f"image could not be decoded ({decoder_said(exc)})") from None
     sha = hashlib.sha256(data).hexdigest() if digest else ""
     return ImageInfo(fmt, width, height, len(data), sha), img
+
+
+def decoder_said(exc: Exception) -> str:
+    """Pillow's reason without the object reprs it puts in ("cannot identify image file
+    <_io.BytesIO object at 0x7f...>"): a caller gets words, never our memory addresses."""
+    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the data", str(exc)) or exc.__class__.__name__
 
 
 def check_sides(width: int, height: int) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from loupe_common import dataset_files
+from loupe_common import dataset_files, json_bodies
 from loupe_common.blobs import BlobStore
 from loupe_common.images import ImageInfo, ImageRejected, decode_image, inspect_image
 from loupe_common.lookout import MAX_DATASET_ENTRY_CHARS
@@ -128,9 +128,9 @@ def parse_line(number: int, text: str) -> ManifestLine:
     if len(text) > MAX_DATASET_ENTRY_CHARS:
         raise LineError(f"line is {len(text)} characters; the limit is {MAX_DATASET_ENTRY_CHARS}")
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LineError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        doc = json_bodies.loads(text)
+    except json_bodies.JsonRefused as refused:
+        raise LineError(str(refused)) from None
     if not isinstance(doc, dict):
         raise LineError("a JSON Line must be a JSON object")
     source_ref = doc.get("source-ref")

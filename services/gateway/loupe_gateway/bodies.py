@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 
+from loupe_common import json_bodies
 from loupe_common.errors import validation
 
 
@@ -37,9 +37,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise validation("The request body is not valid JSON") from None
+        value = json_bodies.loads(body)
+    except json_bodies.JsonRefused as refused:
+        raise validation(f"The request body is refused: {refused}") from None  # in words, never a 500
     if not isinstance(value, dict):
         raise validation("The request body must be a JSON object")
     return value

@@ -22,6 +22,7 @@ from loupe_common.errors import (
     aws_error_response,
     validation,
 )
+from loupe_common.image_tagging import ERRORS
 from loupe_common.logs import log_request
 from loupe_common.messages import Reply
 from loupe_common.metrics import HTTP_REQUEST_SECONDS
@@ -132,5 +133,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette answers this outside every middleware: the request id header is added here.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, LoupeError(ErrorCode.INTERNAL, "Internal error; try again"))
+        request_id = getattr(request.state, "request_id", None) or str(uuid.uuid4())
+        if request.url.path.startswith(HUAWEI_PREFIXES):
+            response = JSONResponse({"error_code": "AIS.0506", "error_msg": ERRORS["AIS.0506"]}, status_code=500,
+                                    headers={"X-Request-Id": request_id})
+        else:
+            response = render(request, LoupeError(ErrorCode.INTERNAL, "Internal error; try again"))
+        response.headers["x-amzn-RequestId"] = request_id
+        return response

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loupe_common import human_loop_messages as m
+from loupe_common import json_bodies
 from loupe_common.buckets import BucketError
 from loupe_common.errors import ErrorCode, LoupeError, validation
 from loupe_common.images import MAX_IMAGE_BYTES, ImageRejected, inspect_image
@@ -87,10 +88,9 @@ async def _flow_for(state: HumanLoopState, arn: str) -> dict[str, Any]:
 
 def _parse_input(text: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise validation(f"HumanLoopInput.InputContent must be a JSON document ({exc.msg} at "
-                         f"character {exc.pos})") from None
+        return json_bodies.loads(text)
+    except json_bodies.JsonRefused as refused:
+        raise validation(f"HumanLoopInput.InputContent must be a JSON document: {refused}") from None
 
 
 async def _copy_task_image(state: HumanLoopState, name: str, content: Any) -> tuple[dict[str, Any], str | None]:

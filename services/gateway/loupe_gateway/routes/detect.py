@@ -43,6 +43,7 @@ from loupe_common.images import (
     ImageRejected,
     Rejection,
     check_sides,
+    decoder_said,
     sniff_format,
 )
 
@@ -89,7 +90,7 @@ def check_image(content_type: str | None, body: bytes) -> str:
         raise validation(f"The image has too many pixels; the maximum is {MAX_SIDE}x{MAX_SIDE}",
                          ailab_code=AILAB_CODES_FOR[Rejection.TOO_LARGE]) from None
     except Exception as exc:  # noqa: BLE001 - a damaged header
-        raise validation(f"The image could not be decoded ({exc})",
+        raise validation(f"The image could not be decoded ({decoder_said(exc)})",
                          ailab_code=AILAB_CODES_FOR[Rejection.CORRUPT]) from None
     try:
         check_sides(width, height)

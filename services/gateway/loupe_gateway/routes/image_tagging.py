@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import logging
 import math
 import warnings
@@ -24,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
 
+from loupe_common import json_bodies
 from loupe_common.errors import HuaweiError, LoupeError
 from loupe_common.fetch import FetchFailed, FetchRefused, fetch_url
 from loupe_common.hosting_messages import H_REQUEST_ID
@@ -92,8 +92,8 @@ async def _body(request: Request) -> bytes:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json_bodies.loads(body)
+    except json_bodies.JsonRefused:
         raise huawei_error("AIS.0014") from None
 
 
