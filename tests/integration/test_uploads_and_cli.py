@@ -78,6 +78,24 @@ def test_upload_errors_use_the_catalogue(stack, project, body, content_type, sta
     assert_envelope(upload(stack, project, body, content_type), status, code)
 
 
+@pytest.mark.parametrize(("body", "status", "code"), [
+    (png_bytes(4100, 64, seed=17), 422, "ERROR_HIGH_RESOLUTION"),
+    (png_bytes(40, 40, seed=18), 422, "ERROR_LOW_RESOLUTION"),
+    (png_bytes(seed=20), 415, "UNSUPPORTED_FILE_TYPES"),  # PNG bytes labelled image/jpeg
+])
+def test_one_image_gets_one_error_code_on_upload_and_on_native_detect(stack, project, body, status, code):
+    declared = "image/jpeg" if code == "UNSUPPORTED_FILE_TYPES" else "image/png"
+    assert_envelope(upload(stack, project, body, declared), status, code)
+    detected = signed_request(stack.endpoint_url, "POST", f"/loupe/v1/projects/{project}/models/1/detect",
+                              body=body, headers={"Content-Type": declared})
+    assert_envelope(detected, status, code)
+    prepared = httpx.Request("POST", "http://x/", files={"file": ("a.jpg" if declared == "image/jpeg" else "a.png",
+                                                                  body, declared)})
+    multipart = signed_request(stack.endpoint_url, "POST", f"/loupe/v1/projects/{project}/images",
+                               body=prepared.read(), headers={"Content-Type": prepared.headers["content-type"]})
+    assert_envelope(multipart, status, code)
+
+
 def test_upload_to_unknown_project_and_unsigned(stack):
     assert_envelope(upload(stack, "no-such-project", png_bytes(seed=16), "image/png"), 404, "ERROR_RESOURCE_NOT_FOUND")
     assert_envelope(upload(stack, "bad%20name", png_bytes(seed=16), "image/png"), 400, "ERROR_INVALID_PARAMETER")

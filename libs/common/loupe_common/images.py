@@ -11,7 +11,8 @@ import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MIN_SIDE = 64
@@ -98,6 +99,8 @@ def decode_image(
             width, height = img.size
             check_sides(width, height)
             img.load()
+            img = as_seen(img)
+            width, height = img.size
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -106,6 +109,28 @@ def decode_image(
         raise ImageRejected(Rejection.CORRUPT, f"image could not be decoded ({decoder_said(exc)})") from None
     sha = hashlib.sha256(data).hexdigest() if digest else ""
     return ImageInfo(fmt, width, height, len(data), sha), img
+
+
+def as_seen(image: Image.Image) -> Image.Image:
+    """The image as a person sees it, in 8 bits: upright (EXIF orientation applied, so masks come
+    back in the displayed orientation), 16-bit and 32-bit greyscale scaled to 8 bits rather than
+    clipped (Pillow's convert("RGB") turns every value above 255 white), palette, alpha and CMYK
+    images in RGB, transparency laid on white as a viewer shows it. RGB and L pass unchanged."""
+    upright = ImageOps.exif_transpose(image) or image
+    mode = upright.mode
+    if mode in ("RGB", "L"):
+        return upright
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        values = np.asarray(upright, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    if mode == "1":
+        return upright.convert("L")
+    if mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in upright.info:
+        rgba = upright.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return upright.convert("RGB")  # CMYK, YCbCr, LAB, HSV
 
 
 def decoder_said(exc: Exception) -> str:

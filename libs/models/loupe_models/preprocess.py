@@ -17,6 +17,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from loupe_common.images import as_seen
 from loupe_edge.rules import Placement, canvas, margin_for  # noqa: F401 (re-exported: training reads them here)
 
 RESIZE = "letterbox-pillow-bilinear"
@@ -45,6 +46,7 @@ def to_pixels(image: Image.Image, size: int) -> tuple[np.ndarray, Placement]:
 
 
 def decode_pixels(data: bytes, size: int) -> tuple[np.ndarray, Placement]:
-    """Decoded bytes -> (3, size, size) pixels and their Placement."""
+    """Image bytes -> (3, size, size) pixels and their Placement, the image taken as a person sees
+    it (upright, 8-bit: loupe_common.images.as_seen), as the inference workers take it."""
     with Image.open(io.BytesIO(data)) as image:
-        return to_pixels(image, size)
+        return to_pixels(as_seen(image), size)

@@ -25,6 +25,7 @@ from loupe_common.image_tagging import (
     MAX_WIDE_SIDE,
     TaggingParams,
 )
+from loupe_common.images import as_seen
 from loupe_common.messages import Reply
 from loupe_common.settings import Settings
 from loupe_common.topics import TAGGING_REQUESTS
@@ -92,7 +93,7 @@ def open_image(data: bytes) -> Image.Image:
         if max(image.size) > MAX_WIDE_SIDE:
             raise ValueError("size")
         image.load()
-    return image.convert("RGB")
+    return as_seen(image).convert("RGB")  # upright, 16-bit scaled (a person's view), then RGB
 
 
 class TaggingUnit(RequestUnit):

@@ -11,12 +11,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
-from PIL import Image, ImageOps
+from PIL import Image
 
 from loupe_common import dataset_files
 from loupe_common import dataset_messages as dm
 from loupe_common.blobs import BlobNotFound
 from loupe_common.errors import AilabError, ailab_envelope
+from loupe_common.images import as_seen
 from loupe_common.lookout import AnomalyClass
 from loupe_common.topics import DATASET_COMMANDS
 
@@ -100,7 +101,7 @@ async def _thumbnail(gw: Gateway, prefix: str, name: str) -> bytes:
 def _shrink(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", (THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))  # JPEG: decode at a fraction of the size
-        small = ImageOps.exif_transpose(image).convert("RGB")
+        small = as_seen(image).convert("RGB")
     small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS), Image.Resampling.BILINEAR)
     out = io.BytesIO()
     small.save(out, "JPEG", quality=82)

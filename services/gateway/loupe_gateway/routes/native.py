@@ -13,7 +13,7 @@ from starlette.formparsers import MultiPartException
 
 from loupe_common import dataset_messages as dm
 from loupe_common.errors import AilabError, ailab_envelope
-from loupe_common.images import AILAB_CODES_FOR, MAX_IMAGE_BYTES, ImageRejected, inspect_image
+from loupe_common.images import AILAB_CODES_FOR, MAX_IMAGE_BYTES, ImageRejected, Rejection, inspect_image
 from loupe_common.topics import DATASET_COMMANDS
 
 from ..auth import signed_body
@@ -27,8 +27,9 @@ router = APIRouter(prefix="/loupe/v1")
 Body = Annotated[bytes, Depends(signed_body(UPLOAD_BODY_LIMIT))]
 
 
-async def _image_from_request(request: Request, body: bytes) -> tuple[bytes, str | None]:
-    """The image bytes and file name, from a raw body or a multipart form (field `file` or `image`)."""
+async def _image_from_request(request: Request, body: bytes) -> tuple[bytes, str | None, str | None]:
+    """The image bytes, file name and declared type, from a raw body or a multipart form (field
+    `file` or `image`)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         try:
@@ -38,7 +39,7 @@ async def _image_from_request(request: Request, body: bytes) -> tuple[bytes, str
         upload = form.get("file") or form.get("image")
         if not isinstance(upload, UploadFile):
             raise AilabError("MISSING_PARAMETERS", "The multipart form needs a file field named 'file'")
-        return await upload.read(), upload.filename
+        return await upload.read(), upload.filename, upload.content_type
     if content_type not in IMAGE_TYPES:
         raise AilabError(
             "UNSUPPORTED_FILE_TYPES",
@@ -46,17 +47,20 @@ async def _image_from_request(request: Request, body: bytes) -> tuple[bytes, str
         )
     if not body:
         raise AilabError("MISSING_PARAMETERS", "The request body is empty; send the image bytes")
-    return body, request.query_params.get("name")
+    return body, request.query_params.get("name"), content_type
 
 
 @router.post("/projects/{project_name}/images")
 async def upload_image(gw: GatewayDep, rid: RequestId, request: Request, project_name: str, body: Body):
     build(dm.DescribeProject, request_id=rid, project_name=project_name)
-    data, file_name = await _image_from_request(request, body)
+    data, file_name, declared = await _image_from_request(request, body)
     try:
-        await asyncio.to_thread(inspect_image, data)
+        info = await asyncio.to_thread(inspect_image, data)
     except ImageRejected as exc:
         raise AilabError(AILAB_CODES_FOR[exc.reason], str(exc)) from None
+    if declared in IMAGE_TYPES and declared != info.content_type:  # as DetectAnomalies refuses it
+        raise AilabError(AILAB_CODES_FOR[Rejection.UNSUPPORTED_TYPE],
+                         f"Content-Type is {declared} but the bytes are a {info.format} image")
     upload_key = f"transfer/uploads/{uuid.uuid4().hex}"
     await gw.blobs.put(upload_key, data)
     cmd = build(
