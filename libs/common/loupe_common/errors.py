@@ -159,6 +159,10 @@ AILAB_CODES: dict[str, tuple[int, str]] = {
         500,
         "Service internal error. Please try again later. If not resolved promptly, contact the platform.",
     ),
+    "AI_SERVICE_FLOW_RESTRICTION": (
+        503,
+        "AI service is rate-limited. Please try again later. If not resolved promptly, contact the platform.",
+    ),
     "AI_SERVICE_TIMEOUT": (
         504,
         "AI service timeout. Please try again later. If not resolved promptly, contact the platform.",

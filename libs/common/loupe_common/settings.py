@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     )
     human_loop_bucket: str = Field("loupe-human-loops", description="Default OutputConfig.S3OutputPath bucket")
     review_session_hours: float = Field(12.0, gt=0, description="How long a reviewer stays signed in")
+    secure_cookies: bool = Field(False, description="Mark the console's and reviewer page's cookies Secure "
+                                 "always (otherwise: when the request came over HTTPS, or a proxy says so)")
     console_session_hours: float = Field(8.0, gt=0, le=24 * 7, description="How long a console sign-in lasts "
                                          "(the session cannot be revoked before; changing the secret ends them all)")
     activation_table_seconds: float = Field(2.0, gt=0, description="How often the activation table is re-sent")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,6 +17,7 @@ from loupe_common.kafka import RequestClient
 from loupe_common.settings import Settings
 
 from .routing import RouteTable
+from .sign_in_guard import SignInGuard
 
 
 @dataclass
@@ -26,6 +27,19 @@ class Gateway:
     blobs: BlobStore
     routes: RouteTable
     buckets: BucketRoot | S3Buckets  # s3:// locations (human loop outputs), one client per process
+    sign_ins: SignInGuard = field(default_factory=SignInGuard)  # password guessing, per source and account
+
+
+def secure_cookie(request: Request, settings: Settings) -> bool:
+    """Whether a session cookie is marked Secure: always with LOUPE_SECURE_COOKIES, else when the
+    request came over HTTPS (directly, or through a TLS-ending proxy that says so)."""
+    return (settings.secure_cookies or request.url.scheme == "https"
+            or request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https")
+
+
+def source_of(request: Request) -> str:
+    """The caller's address (the proxy's, behind one: Loupe does not trust X-Forwarded-For)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _gateway(request: Request) -> Gateway:

@@ -13,7 +13,8 @@ from loupe_common.errors import AilabError, LoupeError, ailab_envelope
 
 from .. import console_session as cs
 from ..bodies import parse_json_object, read_body
-from ..context import GatewayDep, RequestId
+from ..context import GatewayDep, RequestId, secure_cookie, source_of
+from ..sign_in_guard import refusal
 
 router = APIRouter(prefix="/loupe/console", include_in_schema=False)
 STATIC = files("loupe_gateway").joinpath("static/console")
@@ -66,12 +67,17 @@ async def sign_in(gw: GatewayDep, rid: RequestId, request: Request) -> JSONRespo
     key, secret = fields.get("accessKeyId"), fields.get("secretAccessKey")
     if not isinstance(key, str) or not isinstance(secret, str) or not key or not secret:
         raise AilabError("ERROR_INVALID_PARAMETER", "Give accessKeyId and secretAccessKey")
+    source, account = source_of(request), key[:128]
+    if wait := gw.sign_ins.wait_seconds(source, account):
+        raise AilabError("AI_SERVICE_FLOW_RESTRICTION", refusal(wait))
     if not cs.credentials_match(gw.settings, key, secret):
+        gw.sign_ins.failed(source, account)
         raise AilabError("ERROR_USER_NOT_EXISTS", "The access key or the secret is wrong")
+    gw.sign_ins.succeeded(source, account)
     session = cs.issue(gw.settings)
     response = envelope(rid, _session_view(session, gw))
     response.set_cookie(cs.COOKIE, session.token, max_age=int(gw.settings.console_session_hours * 3600),
-                        httponly=True, samesite="strict", path="/", secure=request.url.scheme == "https")
+                        httponly=True, samesite="strict", path="/", secure=secure_cookie(request, gw.settings))
     return response
 
 

@@ -45,7 +45,7 @@ from loupe_common.image_tagging import (
 from loupe_common.topics import TAGGING_REQUESTS
 
 from ..bodies import BodyTooLarge, read_body
-from ..context import Gateway, send_image
+from ..context import Gateway, send_image, source_of
 from ..huawei_auth import (
     Caller,
     RateLimiter,
@@ -58,6 +58,7 @@ from ..huawei_auth import (
     verify_aksk,
     verify_token,
 )
+from ..sign_in_guard import refusal
 
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")  # how JPG, PNG and BMP files begin
 # 10 MB of image as base64 inside JSON, plus room for the other fields.
@@ -100,11 +101,30 @@ def _json(body: bytes) -> Any:
 # --- tokens ----------------------------------------------------------------------------------------
 
 
+def _account_named(body: object) -> str:
+    """The user name a token request names (for the sign-in guard), or "" when it names none."""
+    try:
+        name = body["auth"]["identity"]["password"]["user"]["name"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return ""
+    return name[:128] if isinstance(name, str) else ""
+
+
 @router.post("/v3/auth/tokens")
 async def create_token(request: Request) -> JSONResponse:
     try:
         gw = _gateway(request)
-        user, project = check_password_body(gw.settings, _json(await _body(request)))
+        body = _json(await _body(request))
+        source, account = source_of(request), _account_named(body)
+        if wait := gw.sign_ins.wait_seconds(source, account):
+            raise huawei_error("APIG.0308", refusal(wait))
+        try:
+            user, project = check_password_body(gw.settings, body)
+        except HuaweiError as err:
+            if err.code == "APIG.0301" and account:  # a wrong name or password, not a malformed body
+                gw.sign_ins.failed(source, account)
+            raise
+        gw.sign_ins.succeeded(source, account)
         token, claims = issue_token(gw.settings, user, project)
         return huawei_response(request, 201, token_body(claims, project, gw.settings), {"X-Subject-Token": token})
     except HuaweiError as err:

@@ -26,9 +26,11 @@ from loupe_common.buckets import BucketError
 from loupe_common.errors import AilabError, ErrorCode, LoupeError, ailab_envelope
 from loupe_common.topics import HUMAN_LOOP_COMMANDS
 
+from .. import console_session as cs
 from ..auth import LOOKOUT_SERVICES, signed_body
 from ..bodies import parse_json_object, read_body
-from ..context import Gateway, GatewayDep, RequestId
+from ..context import Gateway, GatewayDep, RequestId, secure_cookie, source_of
+from ..sign_in_guard import refusal
 from ..validation import build
 
 ADMIN_BODY_LIMIT = 256 * 1024
@@ -141,7 +143,15 @@ async def _reviewer_call(gw: Gateway, cmd_type: type, rid: str, token: str | Non
         raise
 
 
+def _same_origin(request: Request) -> None:
+    """A state change with the reviewer's cookie comes from this gateway's own page."""
+    origin = request.headers.get("origin")
+    if origin is not None and not cs.same_origin(request, origin):
+        raise AilabError("AI_SERVICE_UNAUTHORIZED", f"Requests from {origin[:200]} may not use the reviewer's session")
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
+    _same_origin(request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         # Also what keeps other sites from posting forms with the reviewer's cookie.
         raise AilabError("UNSUPPORTED_FILE_TYPES", "Send application/json")
@@ -160,16 +170,21 @@ async def review_page() -> HTMLResponse:
 @page.post("/api/session")
 async def sign_in(gw: GatewayDep, rid: RequestId, request: Request):
     fields = await _json_body(request)
+    source, account = source_of(request), str(fields.get("username", ""))[:128]
+    if wait := gw.sign_ins.wait_seconds(source, account):
+        raise AilabError("AI_SERVICE_FLOW_RESTRICTION", refusal(wait))
     try:
-        cmd = build(m.SignIn, request_id=rid, username=str(fields.get("username", "")),
-                    password=str(fields.get("password", "")))
+        cmd = build(m.SignIn, request_id=rid, username=account, password=str(fields.get("password", "")))
         signed = await ask(gw, cmd, cmd.username or "sign-in")
     except LoupeError as err:
+        if err.error.code is ErrorCode.ACCESS_DENIED and account:  # a wrong name or password, not a bad body
+            gw.sign_ins.failed(source, account)
         raise AilabError("ERROR_USER_NOT_EXISTS", err.error.message) from None
+    gw.sign_ins.succeeded(source, account)
     response = envelope(rid, {"username": signed["username"], "expires_at": signed["expires_at"]})
     response.set_cookie(COOKIE, signed["session"], max_age=int(gw.settings.review_session_hours * 3600),
                         httponly=True, samesite="strict", path="/loupe/review",
-                        secure=request.url.scheme == "https")
+                        secure=secure_cookie(request, gw.settings))
     return response
 
 
@@ -179,7 +194,8 @@ async def who_am_i(gw: GatewayDep, rid: RequestId, session: Session = None):
 
 
 @page.delete("/api/session")
-async def sign_out(gw: GatewayDep, rid: RequestId, session: Session = None):
+async def sign_out(gw: GatewayDep, rid: RequestId, request: Request, session: Session = None):
+    _same_origin(request)
     if session:
         await _reviewer_call(gw, m.SignOut, rid, session, "sign-out")
     response = envelope(rid, {})
