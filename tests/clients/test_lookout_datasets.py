@@ -292,7 +292,9 @@ def test_delete_dataset_then_project(lookout, project, bucket, bucket_root):
     assert lookout.delete_project(ProjectName=project)["ProjectArn"].endswith(f"project/{project}")
 
 
-def test_file_refs_and_masks(lookout, project, tmp_path):
+def test_file_refs_and_masks(lookout, stack, project):
+    tmp_path = stack.data_dir / "files" / project  # file:// reads only under LOUPE_FILE_REF_ROOTS
+    tmp_path.mkdir(parents=True)
     image = tmp_path / "scratch.png"
     image.write_bytes(png_bytes(128, 96, seed=800))
     mask = tmp_path / "scratch_mask.png"

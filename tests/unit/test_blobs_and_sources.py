@@ -50,3 +50,28 @@ async def test_http_refs_to_private_addresses_are_refused(tmp_path):
         await reader.read(f"file://{tmp_path}/x.png")
     with pytest.raises(SourceError, match="unsupported"):
         await reader.read("ftp://host/x.png")
+
+
+async def test_file_refs_read_only_under_their_roots_and_say_nothing_of_the_rest(tmp_path):
+    from helpers import png_bytes
+
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / "ok.png").write_bytes(png_bytes(seed=1))
+    (elsewhere / "secret.png").write_bytes(png_bytes(seed=2))
+    (root / "link.png").symlink_to(elsewhere / "secret.png")
+    reader = SourceReader(Settings(_env_file=None, data_dir=tmp_path, allow_file_refs=True, file_ref_roots=str(root)))
+    assert await reader.read(f"file://{root}/ok.png") == png_bytes(seed=1)
+    answers = []
+    for ref in (f"file://{elsewhere}/secret.png", f"file://{elsewhere}/missing.png", "file:///etc/hostname",
+                f"file://{root}/../elsewhere/secret.png", f"file://{root}/link.png"):
+        with pytest.raises(SourceError, match="outside the folders") as refused:
+            await reader.read(ref)
+        answers.append(str(refused.value).split(" is outside")[1])
+    assert len(set(answers)) == 1  # an existing file and a missing one read the same
+    with pytest.raises(SourceError, match="not found"):
+        await reader.read(f"file://{root}/missing.png")  # inside a root, the usual words
+    nowhere = SourceReader(Settings(_env_file=None, data_dir=tmp_path, allow_file_refs=True))
+    with pytest.raises(SourceError, match="outside the folders"):
+        await nowhere.read(f"file://{root}/ok.png")

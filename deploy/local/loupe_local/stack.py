@@ -81,7 +81,8 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = base_env()
-        env["LOUPE_ALLOW_FILE_REFS"] = "true"  # local default; the caller's LOUPE_* win
+        env["LOUPE_ALLOW_FILE_REFS"] = "true"  # local defaults; the caller's LOUPE_* win
+        env["LOUPE_FILE_REF_ROOTS"] = f"{self.data_dir.resolve()}:{Path.cwd().resolve()}"
         env.update({k: v for k, v in os.environ.items() if k.startswith("LOUPE_")})
         env.update(
             LOUPE_KAFKA_BOOTSTRAP=self.kafka_bootstrap or "",

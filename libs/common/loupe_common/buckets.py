@@ -26,6 +26,32 @@ def read_file(path: Path, *, max_bytes: int, name: str) -> bytes:
     return path.read_bytes()
 
 
+class FileRefRefused(BucketError):
+    """A file:// reference Loupe may not read (disabled, or outside LOUPE_FILE_REF_ROOTS)."""
+
+
+class FileRefs:
+    """file:// references, one rule for every reader (manifests, the ingest topic): off unless
+    LOUPE_ALLOW_FILE_REFS, and only under the folders of LOUPE_FILE_REF_ROOTS, checked after
+    symlinks and `..` are resolved. Outside them every path gets the same words, whether a file
+    is there or not, so a reference tells nothing about the host."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.allowed = settings.allow_file_refs
+        self.roots = [Path(r).resolve() for r in settings.file_ref_roots.split(":") if r.strip()]
+
+    def read(self, path: str, *, max_bytes: int) -> bytes:
+        name = f"file://{path}"
+        if not self.allowed:
+            raise FileRefRefused("file:// references are disabled (set LOUPE_ALLOW_FILE_REFS=true)")
+        if not path.startswith("/"):
+            raise FileRefRefused("file:// references must be absolute local paths")
+        resolved = Path(path).resolve()
+        if not any(resolved.is_relative_to(root) for root in self.roots):
+            raise FileRefRefused(f"{name} is outside the folders file:// references may read (LOUPE_FILE_REF_ROOTS)")
+        return read_file(resolved, max_bytes=max_bytes, name=name)
+
+
 class BucketRoot:
     """s3://bucket/key resolves to <root>/<bucket>/<key>; nothing outside the root is reachable."""
 

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
     upload_bucket: str = "loupe-uploads"
     allow_file_refs: bool = False
+    file_ref_roots: str = Field("", description="Folders file:// references may read, separated by ':'; "
+                                "none: every file:// reference is refused")
     allow_private_urls: bool = Field(False, description="Let http(s) refs reach private/loopback hosts.")
 
     # Identity of the emulated AWS account

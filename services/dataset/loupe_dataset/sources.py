@@ -4,10 +4,9 @@ allowed, http(s):// with size, time and address limits (no server-side request f
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from loupe_common.buckets import BucketError, BucketRoot, S3Buckets, open_buckets, read_file
+from loupe_common.buckets import BucketError, BucketRoot, FileRefs, S3Buckets, open_buckets
 from loupe_common.fetch import FetchFailed, FetchRefused, fetch_url
 from loupe_common.images import MAX_IMAGE_BYTES
 from loupe_common.settings import Settings
@@ -29,7 +28,7 @@ def _bucket_read(buckets: BucketRoot | S3Buckets, bucket: str, key: str, max_byt
 class SourceReader:
     def __init__(self, settings: Settings) -> None:
         self.buckets = open_buckets(settings)
-        self.allow_file_refs = settings.allow_file_refs
+        self.files = FileRefs(settings)
         self.allow_private_urls = settings.allow_private_urls
 
     async def read(self, ref: str, *, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
@@ -44,12 +43,10 @@ class SourceReader:
         raise SourceError(f"unsupported reference scheme in {ref!r}: use s3://, file:// or https://")
 
     def _read_file(self, host: str, path: str, max_bytes: int) -> bytes:
-        if not self.allow_file_refs:
-            raise SourceError("file:// references are disabled (set LOUPE_ALLOW_FILE_REFS=true)")
-        if host not in ("", "localhost") or not path.startswith("/"):
+        if host not in ("", "localhost"):
             raise SourceError("file:// references must be absolute local paths")
         try:
-            return read_file(Path(path), max_bytes=max_bytes, name=f"file://{path}")
+            return self.files.read(path, max_bytes=max_bytes)
         except BucketError as exc:
             raise SourceError(str(exc)) from None
 

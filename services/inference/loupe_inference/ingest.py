@@ -13,14 +13,13 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from loupe_common import ingest
-from loupe_common.buckets import BucketError, open_buckets, read_file
+from loupe_common.buckets import BucketError, FileRefRefused, FileRefs, open_buckets
 from loupe_common.hosting_messages import HOSTED, AssignmentTable
 from loupe_common.images import AILAB_CODES_FOR, MAX_IMAGE_BYTES, ImageRejected
 from loupe_common.kafka import GroupJoin, register_group_join, watch_consumer
@@ -64,6 +63,7 @@ class IngestConsumer:
         self._producer = producer
         self._table = table
         self._buckets = open_buckets(settings)
+        self._files = FileRefs(settings)
         self._answered: dict[int, set[int]] = {}
         self._assignments = 0  # how many assignments this consumer had: records fetched under an older one are stale
         self.batch = asyncio.Lock()  # held while a batch is answered and committed
@@ -234,11 +234,10 @@ class IngestConsumer:
         assert ref is not None
         try:
             if ref.startswith("file://"):
-                if not self._settings.allow_file_refs:
-                    raise ingest.IngestRejected("ERROR_PARAMETERS", "file:// references are disabled "
-                                                "(LOUPE_ALLOW_FILE_REFS)")
-                return read_file(Path(ref.removeprefix("file://")), max_bytes=MAX_IMAGE_BYTES, name=ref)
+                return self._files.read(ref.removeprefix("file://"), max_bytes=MAX_IMAGE_BYTES)
             bucket, _, key = ref.removeprefix("s3://").partition("/")
             return self._buckets.read(bucket, key, max_bytes=MAX_IMAGE_BYTES)
+        except FileRefRefused as exc:
+            raise ingest.IngestRejected("ERROR_PARAMETERS", str(exc)) from None
         except BucketError as exc:
             raise ingest.IngestRejected("ERROR_FILE_NOT_FOUND", str(exc)) from None
