@@ -251,7 +251,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         masks = Path(tmp) / "masks"
         masks.mkdir()
-        with Stack.on_free_ports(Path(tmp) / "stack", extra_env={"LOUPE_TAGGING_ENABLED": "false"}) as stack:
+        # file:// manifests name the tiles where they lie and the masks written here: both may be read.
+        roots = f"{Path(tmp).resolve()}:{DATA.resolve()}"
+        with Stack.on_free_ports(Path(tmp) / "stack", extra_env={"LOUPE_TAGGING_ENABLED": "false",
+                                                                 "LOUPE_FILE_REF_ROOTS": roots}) as stack:
             print(f"MTD through the service path: test dataset 20 + {args.test_defective} tiles, "
                   f"{args.held_normal} + {args.held_defective} held-out tiles per run")
             print(HEADER)
