@@ -16,6 +16,7 @@ from loupe_common.messages import Reply
 from loupe_common.kafka import RequestClient
 from loupe_common.settings import Settings
 
+from .admission import DetectAdmission
 from .routing import RouteTable
 from .sign_in_guard import SignInGuard
 
@@ -28,6 +29,11 @@ class Gateway:
     routes: RouteTable
     buckets: BucketRoot | S3Buckets  # s3:// locations (human loop outputs), one client per process
     sign_ins: SignInGuard = field(default_factory=SignInGuard)  # password guessing, per source and account
+    admission: DetectAdmission | None = None  # DetectAnomalies queue depth per model (set from settings)
+
+    def __post_init__(self) -> None:
+        if self.admission is None:
+            self.admission = DetectAdmission(self.settings.detect_timeout_seconds)
 
 
 def secure_cookie(request: Request, settings: Settings) -> bool:

@@ -111,13 +111,25 @@ async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, c
                H_HEATMAP: "1" if with_heatmap else "0"}
     if threshold is not None:
         headers[H_THRESHOLD] = repr(threshold)
+    admission = gw.admission
+    assert admission is not None  # set by Gateway.__post_init__
+    units = gw.routes.units_for(topic)
+    if not admission.admit(topic, units):
+        raise LoupeError(ErrorCode.THROTTLING, f"The model's {units} inference unit(s) already have "
+                         f"{admission.in_flight.get(topic, 0)} images to answer, more than they can in "
+                         f"{gw.settings.detect_timeout_seconds / 2:.0f} s; send this image again shortly "
+                         "or add inference units", ailab_code="AI_SERVICE_FLOW_RESTRICTION")
     started = time.perf_counter()
+    worker_ms = None
     try:
         reply = await send_image(gw, topic, body, headers, timeout=gw.settings.detect_timeout_seconds, kind="detect")
+        worker_ms = reply.elapsed_ms
     except LoupeError:
         raise LoupeError(ErrorCode.INTERNAL, f"No inference unit answered within "
                          f"{gw.settings.detect_timeout_seconds:.0f} s; try again",
                          ailab_code="AI_SERVICE_TIMEOUT") from None
+    finally:
+        admission.done(topic, worker_ms)
     roundtrip = (time.perf_counter() - started) * 1000
     timing = f"roundtrip;dur={roundtrip:.2f}" + (f", inference;dur={reply.elapsed_ms:.2f}" if reply.elapsed_ms else "")
     return reply.unwrap(), {"server-timing": timing}
