@@ -11,7 +11,7 @@ from loupe_common.settings import Settings
 
 from . import console_session
 from .bodies import read_body
-from .sigv4 import SignedRequest, verify
+from .sigv4 import SignedRequest, check_credential, verify
 
 LOOKOUT_SERVICES = frozenset({"lookoutvision"})
 
@@ -25,14 +25,18 @@ def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES) -> Call
         if console_session.uses_console(request):
             console_session.authenticate(request, settings)
             return await read_body(request, limit)
-        body = await read_body(request, limit)
         scope = request.scope
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        # Key, scope and date first: an unsigned or foreign request is refused before its body is read.
+        check_credential(headers, access_key_id=settings.access_key_id, region=settings.region,
+                         also_regions=settings.signing_region_set, services=services)
+        body = await read_body(request, limit)
         verify(
             SignedRequest(
                 method=request.method,
                 raw_path=scope["raw_path"].decode("latin-1"),
                 raw_query=scope["query_string"].decode("latin-1"),
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+                headers=headers,
                 body=body,
             ),
             access_key_id=settings.access_key_id,

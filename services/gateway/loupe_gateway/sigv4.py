@@ -75,19 +75,31 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return key
 
 
-def verify(
-    request: SignedRequest,
+@dataclass(frozen=True)
+class Credential:
+    """What the Authorization header and X-Amz-Date claim, checked before the body is read."""
+
+    date: str
+    region: str
+    service: str
+    amz_date: str
+    signed_headers: list[str]
+    signature: str
+
+
+def check_credential(
+    headers: Iterable[tuple[str, str]],
     *,
     access_key_id: str,
-    secret_access_key: str,
     region: str,
     services: frozenset[str],
     also_regions: frozenset[str] | None = frozenset(),
     now: datetime | None = None,
-) -> str:
-    """Check a request's SigV4 signature; returns the signing service name or raises AccessDenied.
-    The credential's region must be `region` or one of `also_regions` (None: any region)."""
-    header = dict(request.headers)
+) -> Credential:
+    """The checks that need no body: the key, the credential's scope and the request's date. A
+    gateway runs them before reading a body, so an unsigned or foreign request never costs the
+    memory of its body. Raises AccessDenied."""
+    header = dict(headers)
     authorization = header.get("authorization")
     if not authorization:
         raise denied("Missing Authentication Token: requests must be signed with AWS Signature Version 4")
@@ -106,8 +118,6 @@ def verify(
         accepted = ", ".join(sorted({region, *also_regions}))
         raise denied(f"Credential should be scoped to a valid region, not '{scope_region}' (this endpoint "
                      f"accepts {accepted}; see LOUPE_SIGNING_REGIONS)")
-    region = scope_region  # the signing key is derived for the region the client signed for
-
     amz_date = header.get("x-amz-date", "")
     try:
         signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
@@ -117,10 +127,30 @@ def verify(
         raise denied("Credential date does not match X-Amz-Date")
     if abs((now or datetime.now(UTC)) - signed_at) > MAX_CLOCK_SKEW:
         raise denied("Signature expired: X-Amz-Date is more than 15 minutes from the server time")
-
     signed = match["signed"].split(";")
     if "host" not in signed:
         raise denied("The Host header must be signed")
+    # The signing key is derived for the region the client signed for.
+    return Credential(date, scope_region, service, amz_date, signed, match["signature"])
+
+
+def verify(
+    request: SignedRequest,
+    *,
+    access_key_id: str,
+    secret_access_key: str,
+    region: str,
+    services: frozenset[str],
+    also_regions: frozenset[str] | None = frozenset(),
+    now: datetime | None = None,
+) -> str:
+    """Check a request's SigV4 signature; returns the signing service name or raises AccessDenied.
+    The credential's region must be `region` or one of `also_regions` (None: any region)."""
+    credential = check_credential(request.headers, access_key_id=access_key_id, region=region, services=services,
+                                  also_regions=also_regions, now=now)
+    header = dict(request.headers)
+    date, region, service, amz_date = credential.date, credential.region, credential.service, credential.amz_date
+    signed = credential.signed_headers
     body_hash = hashlib.sha256(request.body).hexdigest()
     declared = header.get("x-amz-content-sha256")
     if declared is not None and declared != body_hash:
@@ -143,7 +173,7 @@ def verify(
     expected = hmac.new(
         _signing_key(secret_access_key, date, region, service), string_to_sign.encode(), hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(expected, match["signature"]):
+    if not hmac.compare_digest(expected, credential.signature):
         raise denied(
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method."
