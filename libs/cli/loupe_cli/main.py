@@ -227,8 +227,8 @@ def train_model(
     region: Annotated[str | None, typer.Option(help="Region (default AWS_DEFAULT_REGION or us-east-1).")] = None,
 ) -> None:
     """Start training a new model version (CreateModel); with --wait, show progress and metrics."""
-    from .connection import resolve_connection
-    from .training import ModelWaitTimeout, evaluation, parse_output, start_training, wait_for_model
+    from .connection import WaitTimeout, resolve_connection
+    from .training import evaluation, parse_output, start_training, wait_for_model
 
     console = Console()
     connection = resolve_connection(endpoint_url, region)
@@ -249,7 +249,7 @@ def train_model(
         with console.status("Training…") as status:
             desc = wait_for_model(client, project, version,
                                   on_status=lambda d: status.update(d.get("StatusMessage") or d["Status"]))
-    except (ClientError, BotoCoreError, ModelWaitTimeout) as exc:
+    except (ClientError, BotoCoreError, WaitTimeout) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     if desc["Status"] != "TRAINED":
@@ -293,8 +293,8 @@ def package_model(
 ) -> None:
     """Package a model version for the edge (StartModelPackagingJob), follow the job, then download
     and unpack its bundle, ready for `python -m loupe_edge serve`."""
-    from .connection import resolve_connection
-    from .packaging import (BundleRejected, PackagingWaitTimeout, download_bundle, parse_target, start_packaging,
+    from .connection import WaitTimeout, resolve_connection
+    from .packaging import (BundleRejected, download_bundle, parse_target, start_packaging,
                             unpack, wait_for_job)
 
     console = Console()
@@ -321,7 +321,7 @@ def package_model(
             raise typer.Exit(1)
         console.print(found.get("StatusMessage", ""), soft_wrap=True)
         folder = unpack(download_bundle(connection, project, job), out)
-    except (ClientError, BotoCoreError, PackagingWaitTimeout, httpx.HTTPError, BundleRejected) as exc:
+    except (ClientError, BotoCoreError, WaitTimeout, httpx.HTTPError, BundleRejected) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     console.print(f"Bundle unpacked in [bold]{folder}[/]. Serve it on the Edge Agent socket with:")

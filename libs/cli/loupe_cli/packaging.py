@@ -14,12 +14,9 @@ from typing import Any
 
 import httpx
 
-from .connection import Connection, WaitTimeout, wait_until
+from .connection import Connection, wait_until
 
 FINAL = {"SUCCEEDED", "FAILED"}
-
-
-PackagingWaitTimeout = WaitTimeout
 
 
 class BundleRejected(Exception):

@@ -6,12 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .connection import Connection, WaitTimeout, wait_until
+from .connection import Connection, wait_until
 
 FINAL = {"TRAINED", "TRAINING_FAILED"}
-
-
-ModelWaitTimeout = WaitTimeout
 
 
 def parse_output(output: str) -> dict:

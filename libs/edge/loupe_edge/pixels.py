@@ -18,8 +18,8 @@ import numpy as np
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed point for 8-bit images
 
 
-def _coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first input index, used count, weights (out_size, ksize)) of Pillow's bilinear filter
+def _coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first input index, weights (out_size, ksize), zero past the used taps) of Pillow's bilinear filter
     (precompute_coeffs with support 1)."""
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
@@ -36,7 +36,7 @@ def _coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, 
     for j in range(ksize):  # in C's order: the sum's rounding matters for exact equality
         total += weights[:, j]
     weights = np.divide(weights, total[:, None], out=weights, where=total[:, None] != 0)
-    return xmin, xmax, weights
+    return xmin, weights
 
 
 def _fixed_point(weights: np.ndarray) -> np.ndarray:
@@ -65,7 +65,7 @@ def _pass_8bit(image: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     """One 8-bit pass along `axis` (1: width, 0: height) of a (height, width, channels) image: int32
     sums of uint8 x 22-bit weights (exact: the weights sum to 2**22), rounded and clipped as Pillow does."""
     def weights_for(in_size: int):
-        xmin, _, weights = _coefficients(in_size, out_size)
+        xmin, weights = _coefficients(in_size, out_size)
         return xmin, _fixed_point(weights).astype(np.int32)
 
     def work(rows: np.ndarray) -> np.ndarray:
@@ -77,8 +77,7 @@ def _pass_8bit(image: np.ndarray, out_size: int, axis: int) -> np.ndarray:
 def _pass_float(image: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     """One pass of a float map: float64 sums, stored as float32, as Pillow's C does."""
     def weights_for(in_size: int):
-        xmin, _, weights = _coefficients(in_size, out_size)
-        return xmin, weights
+        return _coefficients(in_size, out_size)
 
     def work(rows: np.ndarray) -> np.ndarray:
         total = np.zeros((out_size, *rows.shape[1:]), np.float64)

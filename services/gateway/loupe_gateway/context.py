@@ -29,11 +29,10 @@ class Gateway:
     routes: RouteTable
     buckets: BucketRoot | S3Buckets  # s3:// locations (human loop outputs), one client per process
     sign_ins: SignInGuard = field(default_factory=SignInGuard)  # password guessing, per source and account
-    admission: DetectAdmission | None = None  # DetectAnomalies queue depth per model (set from settings)
+    admission: DetectAdmission = field(init=False)  # DetectAnomalies queue depth per model
 
     def __post_init__(self) -> None:
-        if self.admission is None:
-            self.admission = DetectAdmission(self.settings.detect_timeout_seconds)
+        self.admission = DetectAdmission(self.settings.detect_timeout_seconds)
 
 
 def secure_cookie(request: Request, settings: Settings) -> bool:

@@ -112,7 +112,6 @@ async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, c
     if threshold is not None:
         headers[H_THRESHOLD] = repr(threshold)
     admission = gw.admission
-    assert admission is not None  # set by Gateway.__post_init__
     units = gw.routes.units_for(topic)
     if not admission.admit(topic, units):
         raise LoupeError(ErrorCode.THROTTLING, f"The model's {units} inference unit(s) already have "
