@@ -55,7 +55,8 @@ def put_object(root: Path, bucket: str, key: str, data: bytes) -> str:
 
 
 def signed_request(endpoint_url: str, method: str, path: str, *, body: bytes = b"", headers: dict | None = None,
-                   service: str = "lookoutvision", secret: str = DEV_SECRET, timeout: float = 30.0):
+                   service: str = "lookoutvision", secret: str = DEV_SECRET, timeout: float = 30.0,
+                   key: str = DEV_KEY):
     """A raw request signed with SigV4 exactly as botocore signs, for inputs the SDKs refuse to send."""
     import httpx
     from botocore.auth import SigV4Auth
@@ -63,7 +64,7 @@ def signed_request(endpoint_url: str, method: str, path: str, *, body: bytes = b
     from botocore.credentials import Credentials
 
     request = AWSRequest(method=method, url=endpoint_url + path, data=body, headers=headers or {})
-    SigV4Auth(Credentials(DEV_KEY, secret), service, REGION).add_auth(request)
+    SigV4Auth(Credentials(key, secret), service, REGION).add_auth(request)
     return httpx.request(method, endpoint_url + path, content=body, headers=dict(request.headers.items()),
                          timeout=timeout)
 

@@ -14,9 +14,11 @@ from huaweicloudsdkcore.signer.signer import Signer
 from loupe_common.errors import HuaweiError
 from loupe_common.settings import DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, Settings
 from loupe_gateway.huawei_auth import RateLimiter, issue_token, verify_aksk, verify_token
+from loupe_gateway.keyring import KeyRing
 from loupe_gateway.routes.image_tagging import check_image, parse_params
 
 SETTINGS = Settings(_env_file=None)
+KEYS = KeyRing(SETTINGS)
 
 
 def signed(body: bytes, *, path: str = "/v2/0a1b/image/tagging", query=None, secret=DEV_SECRET_ACCESS_KEY):
@@ -37,10 +39,10 @@ def code(excinfo) -> str:
 def test_a_signature_made_by_the_sdk_verifies():
     body = json.dumps({"url": "https://example.com/a.jpg"}).encode()
     headers, path, query = signed(body)
-    caller = verify_aksk(SETTINGS, "POST", path, query, headers, body)
+    caller = verify_aksk(KEYS, "POST", path, query, headers, body)
     assert caller.identity == f"ak:{DEV_ACCESS_KEY_ID}" and caller.project_id == "0a1b"
     headers, path, query = signed(body, query=[("b", "x y"), ("a", "1")])
-    verify_aksk(SETTINGS, "POST", path, query, headers, body)
+    verify_aksk(KEYS, "POST", path, query, headers, body)
 
 
 @pytest.mark.parametrize("tamper", ["body", "secret", "date", "header", "scheme"])
@@ -57,7 +59,7 @@ def test_tampered_signatures_are_refused(tamper):
     elif tamper == "scheme":
         headers["authorization"] = headers["authorization"].replace("SDK-HMAC-SHA256", "AWS4-HMAC-SHA256")
     with pytest.raises(HuaweiError) as refused:
-        verify_aksk(SETTINGS, "POST", path, query, headers, body, now=now)
+        verify_aksk(KEYS, "POST", path, query, headers, body, now=now)
     assert code(refused) == "APIG.0301" and refused.value.status == 400
 
 

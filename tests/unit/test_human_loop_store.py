@@ -33,7 +33,7 @@ def state(tmp_path: Path) -> HumanLoopState:
 
     s = HumanLoopState(settings=Settings(), db=AsyncMongoMockClient(tz_aware=True)["t"],
                        blobs=LocalBlobStore(tmp_path / "blobs"), buckets=BucketRoot(tmp_path / "s3"), rpc=None,
-                       publish_event=publish, activations_changed=lambda: None)
+                       publish_event=publish, activations_changed=lambda: None, keys_changed=lambda: None)
     s.events = events  # type: ignore[attr-defined]
     return s
 

@@ -27,8 +27,7 @@ def signed(method: str, url: str, body: bytes = b"", headers: dict | None = None
 
 
 def check(request: SignedRequest, **kw) -> str:
-    return verify(request, access_key_id=KEY, secret_access_key=SECRET, region=REGION,
-                  services=frozenset({"lookoutvision"}), **kw)
+    return verify(request, secret_for={KEY: SECRET}.get, region=REGION, services=frozenset({"lookoutvision"}), **kw)
 
 
 def denied(request: SignedRequest, **kw) -> str:
@@ -78,9 +77,9 @@ def test_wrong_secret_service_region_and_key():
     assert "service" in denied(signed("GET", url, service="s3"))
     assert "region" in denied(signed("GET", url, region="eu-west-1"))
     req = signed("GET", url)
-    with pytest.raises(LoupeError):
-        verify(req, access_key_id="OTHERKEY", secret_access_key=SECRET, region=REGION,
-               services=frozenset({"lookoutvision"}))
+    with pytest.raises(LoupeError) as excinfo:
+        verify(req, secret_for={"OTHERKEY": SECRET}.get, region=REGION, services=frozenset({"lookoutvision"}))
+    assert "unknown access key" in excinfo.value.error.message
 
 
 def test_missing_or_malformed_authorization():
@@ -121,21 +120,26 @@ def test_arns_of_accepted_regions_name_the_same_resources():
 
 async def test_unsigned_and_foreign_requests_are_refused_before_their_body_is_read():
     """The fuzz finding: 16 unauthenticated 13 MiB bodies took the gateway from 113 to 365 MiB."""
+    from datetime import UTC, datetime
     from types import SimpleNamespace
 
     from starlette.requests import Request
 
     from loupe_common.settings import Settings
     from loupe_gateway.auth import signed_body
+    from loupe_gateway.keyring import KeyRing
 
-    app = SimpleNamespace(state=SimpleNamespace(gateway=SimpleNamespace(settings=Settings(_env_file=None))))
+    settings = Settings(_env_file=None)
+    app = SimpleNamespace(state=SimpleNamespace(gateway=SimpleNamespace(settings=settings, keys=KeyRing(settings))))
+    now = datetime.now(UTC)
 
     async def receive():
         raise AssertionError("the body was read")
 
-    wrong_key = (b"authorization", b"AWS4-HMAC-SHA256 Credential=SOMEONEELSE/20261207/us-east-1/lookoutvision/"
-                 b"aws4_request, SignedHeaders=host;x-amz-date, Signature=" + b"0" * 64)
-    cases = {"Missing Authentication Token": [], "unknown access key": [wrong_key, (b"x-amz-date", b"20261207T000000Z")]}
+    wrong_key = (b"authorization", b"AWS4-HMAC-SHA256 Credential=SOMEONEELSE/" + now.strftime("%Y%m%d").encode()
+                 + b"/us-east-1/lookoutvision/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + b"0" * 64)
+    signed_now = (b"x-amz-date", now.strftime("%Y%m%dT%H%M%SZ").encode())
+    cases = {"Missing Authentication Token": [], "unknown access key": [wrong_key, signed_now]}
     for reason, headers in cases.items():
         scope = {"type": "http", "method": "POST", "path": "/2020-11-20/projects", "raw_path": b"/2020-11-20/projects",
                  "query_string": b"", "headers": [(b"host", b"x"), (b"content-length", b"13000000"), *headers], "app": app}

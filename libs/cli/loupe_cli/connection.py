@@ -3,6 +3,7 @@ SigV4-signed session for Loupe's native image upload route."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import urllib.parse
@@ -218,3 +219,26 @@ class UploadSession:
                 return UploadFailure(path, "BAD_RESPONSE", f"unexpected upload response: {response.text[:200]}")
         raise AssertionError("unreachable")  # the loop always returns on its last attempt
 
+
+class NativeCallError(Exception):
+    """A Loupe-native call that failed: the envelope's message, or why Loupe was not reached."""
+
+
+def native_call(conn: Connection, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One signed Loupe-native call; the envelope's data, or NativeCallError with its message."""
+    data = json.dumps(body).encode() if body is not None else b""
+    url = conn.endpoint_url + path
+    request = AWSRequest(method=method, url=url, data=data,
+                         headers={"Content-Type": "application/json"} if body is not None else {})
+    SigV4Auth(conn.credentials(), SERVICE_NAME, conn.region).add_auth(request)
+    try:
+        response = httpx.request(method, url, content=data, headers=dict(request.headers.items()), timeout=30)
+    except httpx.HTTPError as exc:
+        raise NativeCallError(f"Loupe at {conn.endpoint_url} is not reachable ({exc})") from None
+    try:
+        envelope = response.json()
+    except ValueError:
+        raise NativeCallError(f"HTTP {response.status_code} from {url}") from None
+    if response.status_code != 200:
+        raise NativeCallError(envelope.get("error_detail", {}).get("message") or f"HTTP {response.status_code}")
+    return envelope.get("data") or {}

@@ -481,14 +481,13 @@ EndpointOption = Annotated[str | None, typer.Option(help="Loupe endpoint (defaul
 RegionOption = Annotated[str | None, typer.Option(help="Region (default AWS_DEFAULT_REGION or us-east-1).")]
 
 
-def _reviewer_call(endpoint_url: str | None, region: str | None, action):  # noqa: ANN001, ANN202
-    from .connection import resolve_connection
-    from .reviewers import ReviewerError
+def _native_call(endpoint_url: str | None, region: str | None, action):  # noqa: ANN001, ANN202
+    from .connection import NativeCallError, resolve_connection
 
     console = Console()
     try:
         return console, action(resolve_connection(endpoint_url, region))
-    except ReviewerError as exc:
+    except NativeCallError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
 
@@ -504,7 +503,7 @@ def add_reviewer(
     """Create a reviewer account (the password is asked for, or taken from LOUPE_REVIEWER_PASSWORD)."""
     from . import reviewers
 
-    console, _ = _reviewer_call(endpoint_url, region, lambda c: reviewers.add(c, username, password))
+    console, _ = _native_call(endpoint_url, region, lambda c: reviewers.add(c, username, password))
     console.print(f"Reviewer [bold]{username}[/] can now sign in at /loupe/review")
 
 
@@ -513,7 +512,7 @@ def list_reviewers(endpoint_url: EndpointOption = None, region: RegionOption = N
     """List reviewer accounts."""
     from . import reviewers
 
-    console, found = _reviewer_call(endpoint_url, region, reviewers.list_all)
+    console, found = _native_call(endpoint_url, region, reviewers.list_all)
     table = Table("reviewer", "created")
     for reviewer in found:
         table.add_row(reviewer["username"], reviewer["created_at"])
@@ -525,5 +524,74 @@ def remove_reviewer(username: str, endpoint_url: EndpointOption = None, region: 
     """Delete a reviewer account and end its sessions."""
     from . import reviewers
 
-    console, _ = _reviewer_call(endpoint_url, region, lambda c: reviewers.remove(c, username))
+    console, _ = _native_call(endpoint_url, region, lambda c: reviewers.remove(c, username))
     console.print(f"Reviewer {username} removed")
+
+
+key_app = typer.Typer(help="Access keys and their roles (admin keys only).", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+class KeyRole(str, Enum):
+    admin = "admin"
+    read_only = "read-only"
+    detect = "detect"
+    reviewer_admin = "reviewer-admin"
+
+
+@key_app.command("create")
+def create_key(
+    role: Annotated[KeyRole, typer.Option(help="admin: everything; read-only: every GET; detect: "
+                                          "DetectAnomalies and image tagging; reviewer-admin: human review.")],
+    description: Annotated[str, typer.Option(help="What the key is for (up to 256 characters).")] = "",
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Create an access key. Its secret is shown this once: store it now."""
+    from . import keys
+
+    console, created = _native_call(endpoint_url, region, lambda c: keys.create(c, role.value, description))
+    console.print(f"access key id:     [bold]{created['access_key_id']}[/]\n"
+                  f"secret access key: [bold]{created['secret_access_key']}[/]\n"
+                  f"role:              {created['role']}\n"
+                  "The secret is not shown again and cannot be read back.")
+
+
+@key_app.command("list")
+def list_keys(endpoint_url: EndpointOption = None, region: RegionOption = None) -> None:
+    """List access keys (never their secrets)."""
+    from . import keys
+
+    console, found = _native_call(endpoint_url, region, keys.list_all)
+    table = Table("access key id", "role", "status", "created", "description")
+    for key in found:
+        table.add_row(key["access_key_id"], key["role"], key["status"], key["created_at"] or "(settings)",
+                      key["description"])
+    console.print(table)
+
+
+@key_app.command("disable")
+def disable_key(key_id: str, endpoint_url: EndpointOption = None, region: RegionOption = None) -> None:
+    """Stop accepting a key (at once, on every gateway); `enable` takes it back."""
+    from . import keys
+
+    console, _ = _native_call(endpoint_url, region, lambda c: keys.set_status(c, key_id, "Inactive"))
+    console.print(f"Access key {key_id} disabled")
+
+
+@key_app.command("enable")
+def enable_key(key_id: str, endpoint_url: EndpointOption = None, region: RegionOption = None) -> None:
+    """Accept a disabled key again."""
+    from . import keys
+
+    console, _ = _native_call(endpoint_url, region, lambda c: keys.set_status(c, key_id, "Active"))
+    console.print(f"Access key {key_id} enabled")
+
+
+@key_app.command("delete")
+def delete_key(key_id: str, endpoint_url: EndpointOption = None, region: RegionOption = None) -> None:
+    """Delete a key for good."""
+    from . import keys
+
+    console, _ = _native_call(endpoint_url, region, lambda c: keys.delete(c, key_id))
+    console.print(f"Access key {key_id} deleted")

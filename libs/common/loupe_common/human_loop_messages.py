@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
+from .access_keys import Description, KeyId, KeyStatus, Role
 from .lookout import ProjectName
 from .messages import Command
 
@@ -324,6 +325,30 @@ class DeleteReviewer(Command):
     username: Username
 
 
+# --- access keys (the human-loop service keeps them; see access_keys) ------------------------------
+
+
+class CreateAccessKey(Command):
+    operation: Literal["CreateAccessKey"] = "CreateAccessKey"
+    role: Role
+    description: Description = ""
+
+
+class ListAccessKeys(Command):
+    operation: Literal["ListAccessKeys"] = "ListAccessKeys"
+
+
+class UpdateAccessKey(Command):
+    operation: Literal["UpdateAccessKey"] = "UpdateAccessKey"
+    key_id: KeyId
+    status: KeyStatus
+
+
+class DeleteAccessKey(Command):
+    operation: Literal["DeleteAccessKey"] = "DeleteAccessKey"
+    key_id: KeyId
+
+
 class SignIn(Command):
     operation: Literal["SignIn"] = "SignIn"
     username: Annotated[str, StringConstraints(max_length=64)]
@@ -378,8 +403,8 @@ class SkipTask(ReviewerCommand):
 HumanLoopCommand = Annotated[
     StartHumanLoop | DescribeHumanLoop | ListHumanLoops | StopHumanLoop | DeleteHumanLoop
     | GetHumanLoopOutput | CreateFlowDefinition | DescribeFlowDefinition | ListFlowDefinitions
-    | DeleteFlowDefinition | ReviewedImages | CreateReviewer | ListReviewers | DeleteReviewer | SignIn
-    | WhoAmI | SignOut | ReviewQueue | ClaimTask | TaskFile | AnswerTask | SkipTask,
+    | DeleteFlowDefinition | ReviewedImages | CreateReviewer | ListReviewers | DeleteReviewer
+    | CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey | SignIn | WhoAmI | SignOut | ReviewQueue | ClaimTask | TaskFile | AnswerTask | SkipTask,
     Field(discriminator="operation"),
 ]
 

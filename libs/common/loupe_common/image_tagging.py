@@ -37,6 +37,7 @@ ERRORS: dict[str, str] = {
     "ModelArts.4101": "The token is empty.",
     "ModelArts.4102": "Failed to parse the token.",
     "ModelArts.4103": "The token is invalid.",
+    "ModelArts.4203": "No access permission.",
     "ModelArts.4601": "The external URL is invalid.",
     "ModelArts.4603": "The file failed to be downloaded from the external URL.",
 }

@@ -29,6 +29,7 @@ TAGGING_REQUESTS = "loupe.tagging.requests"
 HUMAN_LOOP_COMMANDS = "loupe.humanloop.commands"
 HUMAN_LOOP_EVENTS = "loupe.humanloop.events"
 HUMAN_LOOP_ACTIVATIONS = "loupe.humanloop.activations"
+ACCESS_KEYS = "loupe.access.keys"
 REPLY_PREFIX = "loupe.replies."
 REPLY_PRESENCE = "loupe.presence"
 MODEL_REQUESTS_PREFIX = "loupe.inference.requests."
@@ -129,6 +130,14 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         consumers="inference workers (no group: every worker reads every table)",
         carries="the activation table (which flow definition reviews which model's results, on which "
         "conditions), re-sent every few seconds and on change",
+        partitioned=False,
+    ),
+    TopicSpec(
+        ACCESS_KEYS,
+        producers="human-loop",
+        consumers="gateways (no group: every gateway reads every table)",
+        carries="the access key table (key ids, roles, status, secrets sealed under the root secret), "
+        "re-sent every few seconds and on change",
         partitioned=False,
     ),
     TopicSpec(

@@ -1,5 +1,6 @@
-"""Every AWS-style and Loupe-native route requires a SigV4 signature made with the configured keys,
-or, from the web console, its session cookie (console_session)."""
+"""Every AWS-style and Loupe-native route requires a SigV4 signature made with an access key the
+gateway knows (keyring), or, from the web console, its session cookie (console_session); and the
+key's role must allow the route's area and method (loupe_common.access_keys)."""
 
 from __future__ import annotations
 
@@ -7,44 +8,43 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from loupe_common.settings import Settings
+from loupe_common.access_keys import Area
 
 from . import console_session
 from .bodies import read_body
-from .sigv4 import SignedRequest, check_credential, verify
+from .context import Gateway
+from .keyring import require
+from .sigv4 import SignedRequest, check_credential, check_signature, unknown_key
 
 LOOKOUT_SERVICES = frozenset({"lookoutvision"})
 
 
-def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES) -> Callable[[Request], Awaitable[bytes]]:
-    """A dependency that reads the body (at most `limit` bytes), verifies the signature over it
-    and hands the body to the route."""
+def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES,
+                area: Area = Area.PROJECTS) -> Callable[[Request], Awaitable[bytes]]:
+    """A dependency that authenticates the caller, checks its role may call the route, reads the
+    body (at most `limit` bytes), verifies the signature over it and hands the body to the route."""
 
     async def dependency(request: Request) -> bytes:
-        settings: Settings = request.app.state.gateway.settings
+        gw: Gateway = request.app.state.gateway
+        settings = gw.settings
         if console_session.uses_console(request):
-            console_session.authenticate(request, settings)
+            session = console_session.authenticate(request, settings, gw.keys)
+            require(session.key, area, request)
             return await read_body(request, limit)
         scope = request.scope
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         # Key, scope and date first: an unsigned or foreign request is refused before its body is read.
-        check_credential(headers, access_key_id=settings.access_key_id, region=settings.region,
-                         also_regions=settings.signing_region_set, services=services)
+        # The role is checked after the signature, so it is told only to the key's holder.
+        credential = check_credential(headers, region=settings.region, also_regions=settings.signing_region_set,
+                                      services=services)
+        key = gw.keys.get(credential.key_id)
+        if key is None:
+            raise unknown_key()
         body = await read_body(request, limit)
-        verify(
-            SignedRequest(
-                method=request.method,
-                raw_path=scope["raw_path"].decode("latin-1"),
-                raw_query=scope["query_string"].decode("latin-1"),
-                headers=headers,
-                body=body,
-            ),
-            access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key.get_secret_value(),
-            region=settings.region,
-            also_regions=settings.signing_region_set,
-            services=services,
-        )
+        signed = SignedRequest(method=request.method, raw_path=scope["raw_path"].decode("latin-1"),
+                               raw_query=scope["query_string"].decode("latin-1"), headers=headers, body=body)
+        check_signature(signed, credential, key.secret)
+        require(key, area, request, credential.service)
         return body
 
     return dependency

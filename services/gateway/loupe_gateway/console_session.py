@@ -1,5 +1,6 @@
-"""Console sessions: a browser signs in once with Loupe's access key and secret and then calls
+"""Console sessions: a browser signs in once with an access key and its secret and then calls
 Loupe's own routes with a cookie instead of SigV4 signatures; the secret never stays in the browser.
+The session acts with the key's role, and ends when the key is disabled or deleted.
 
 The session is a token the gateway signs and checks itself (the gateway keeps no state):
 `<payload>.<mac>`, the payload naming the access key, a random session id and the expiry, the MAC
@@ -28,6 +29,7 @@ from fastapi import Request
 
 from loupe_common.settings import Settings
 
+from .keyring import Key, KeyRing
 from .sigv4 import denied
 
 COOKIE = "loupe_console"
@@ -37,10 +39,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class ConsoleSession:
-    access_key_id: str
+    key: Key
     session_id: str
     expires_at: float  # epoch seconds
     token: str
+
+    @property
+    def access_key_id(self) -> str:
+        return self.key.key_id
 
     def csrf(self, settings: Settings) -> str:
         return _b64(_mac(settings, f"csrf:{self.session_id}".encode()))
@@ -60,41 +66,36 @@ def _mac(settings: Settings, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def credentials_match(settings: Settings, access_key_id: str, secret_access_key: str) -> bool:
-    """Both compared in constant time, so a wrong guess tells nothing about how close it was."""
-    key_ok = hmac.compare_digest(access_key_id.encode(), settings.access_key_id.encode())
-    secret_ok = hmac.compare_digest(secret_access_key.encode(),
-                                    settings.secret_access_key.get_secret_value().encode())
-    return key_ok and secret_ok
-
-
-def issue(settings: Settings, now: float | None = None) -> ConsoleSession:
+def issue(settings: Settings, keys: KeyRing, key: Key, now: float | None = None) -> ConsoleSession:
     expires = (now or time.time()) + settings.console_session_hours * 3600
-    payload = _b64(json.dumps({"k": settings.access_key_id, "s": secrets.token_hex(16), "e": int(expires)},
+    payload = _b64(json.dumps({"k": key.key_id, "s": secrets.token_hex(16), "e": int(expires)},
                               separators=(",", ":")).encode())
     token = f"{payload}.{_b64(_mac(settings, payload.encode()))}"
-    return read(settings, token, now)
+    return read(settings, keys, token, now)
 
 
-def read(settings: Settings, token: str, now: float | None = None) -> ConsoleSession:
-    """The session a cookie carries; AccessDenied when it is forged, expired or for another key."""
+def read(settings: Settings, keys: KeyRing, token: str, now: float | None = None) -> ConsoleSession:
+    """The session a cookie carries; AccessDenied when it is forged, expired, or its key is no longer active."""
     payload, _, mac = token.partition(".")
     try:
         good = hmac.compare_digest(_unb64(mac), _mac(settings, payload.encode()))
         fields = json.loads(_unb64(payload)) if good else None
     except (ValueError, UnicodeDecodeError):
         fields = None
-    if not isinstance(fields, dict) or fields.get("k") != settings.access_key_id:
+    if not isinstance(fields, dict) or not isinstance(fields.get("k"), str):
         raise denied("The console session is not valid; sign in again")
     if not isinstance(fields.get("e"), int) or fields["e"] <= (now or time.time()):
         raise denied("The console session has expired; sign in again")
-    return ConsoleSession(fields["k"], str(fields.get("s", "")), float(fields["e"]), token)
+    key = keys.get(fields["k"])
+    if key is None:
+        raise denied("The console session's access key is disabled or deleted; sign in again")
+    return ConsoleSession(key, str(fields.get("s", "")), float(fields["e"]), token)
 
 
-def authenticate(request: Request, settings: Settings) -> ConsoleSession:
+def authenticate(request: Request, settings: Settings, keys: KeyRing) -> ConsoleSession:
     """A request made with the console cookie instead of a signature: the session, and for a
     state-changing method the CSRF token and the origin."""
-    session = read(settings, request.cookies.get(COOKIE, ""))
+    session = read(settings, keys, request.cookies.get(COOKIE, ""))
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), session.csrf(settings).encode()):

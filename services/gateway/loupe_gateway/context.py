@@ -17,6 +17,7 @@ from loupe_common.kafka import RequestClient
 from loupe_common.settings import Settings
 
 from .admission import DetectAdmission
+from .keyring import KeyRing
 from .routing import RouteTable
 from .sign_in_guard import SignInGuard
 
@@ -30,9 +31,11 @@ class Gateway:
     buckets: BucketRoot | S3Buckets  # s3:// locations (human loop outputs), one client per process
     sign_ins: SignInGuard = field(default_factory=SignInGuard)  # password guessing, per source and account
     admission: DetectAdmission = field(init=False)  # DetectAnomalies queue depth per model
+    keys: KeyRing = field(init=False)  # the access keys accepted, with their roles
 
     def __post_init__(self) -> None:
         self.admission = DetectAdmission(self.settings.detect_timeout_seconds)
+        self.keys = KeyRing(self.settings)
 
 
 def secure_cookie(request: Request, settings: Settings) -> bool:

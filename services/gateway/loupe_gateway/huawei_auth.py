@@ -21,9 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, unquote
 
+from loupe_common.access_keys import Area, Role, allows
 from loupe_common.errors import HuaweiError
 from loupe_common.image_tagging import ERROR_STATUS, ERRORS, TOKEN_LIFETIME_SECONDS
 from loupe_common.settings import Settings
+
+from .keyring import KeyRing
 
 MAX_CLOCK_SKEW_SECONDS = 15 * 60
 _AKSK = re.compile(r"^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]+)$")
@@ -40,6 +43,13 @@ class Caller:
 
     identity: str
     project_id: str | None
+    role: Role = Role.ADMIN  # a token's IAM user is the configured account's
+
+    def require(self, area: Area, method: str) -> None:
+        """ModelArts.4203 unless the caller's role may call a route of this area with this method."""
+        if not allows(self.role, area, method):
+            raise huawei_error("ModelArts.4203", f"No access permission: the access key's role is "
+                               f"{self.role.value}")
 
 
 # --- tokens ------------------------------------------------------------------------------------
@@ -154,7 +164,7 @@ def canonical_request(method: str, raw_path: str, raw_query: str, headers: dict[
     return f"{method.upper()}\n{path}\n{query}\n{lines}\n{';'.join(signed)}\n{payload}"
 
 
-def verify_aksk(settings: Settings, method: str, raw_path: str, raw_query: str, headers: dict[str, str],
+def verify_aksk(keys: KeyRing, method: str, raw_path: str, raw_query: str, headers: dict[str, str],
                 body: bytes, now: float | None = None) -> Caller:
     """headers: lower-case names. Raises APIG.0301 for any signature that does not verify."""
     match = _AKSK.match(headers.get("authorization", "").strip())
@@ -163,7 +173,8 @@ def verify_aksk(settings: Settings, method: str, raw_path: str, raw_query: str, 
                            "SDK-HMAC-SHA256 signature")
     access, signed_text, signature = match.groups()
     signed = signed_text.lower().split(";")
-    if not hmac.compare_digest(access, settings.access_key_id):
+    key = keys.get(access)
+    if key is None:
         raise huawei_error("APIG.0301", "verify aksk signature fail: unknown access key")
     if "x-sdk-date" not in signed or any(name not in headers for name in signed):
         raise huawei_error("APIG.0301", "verify aksk signature fail: X-Sdk-Date and every signed header must be sent")
@@ -178,11 +189,10 @@ def verify_aksk(settings: Settings, method: str, raw_path: str, raw_query: str, 
         raise huawei_error("APIG.0301", "verify aksk signature fail: X-Sdk-Content-Sha256 does not match the body")
     canonical = canonical_request(method, raw_path, raw_query, headers, signed, body)
     to_sign = f"SDK-HMAC-SHA256\n{headers['x-sdk-date']}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    expected = hmac.new(settings.secret_access_key.get_secret_value().encode(), to_sign.encode(),
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(key.secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature.lower()):
         raise huawei_error("APIG.0301", "verify aksk signature fail: the signature does not match")
-    return Caller(identity=f"ak:{access}", project_id=headers.get("x-project-id"))
+    return Caller(identity=f"ak:{access}", project_id=headers.get("x-project-id"), role=key.role)
 
 
 # --- rate limit ------------------------------------------------------------------------------------

@@ -12,11 +12,12 @@ from loupe_common.blobs import open_blob_store
 from loupe_common.buckets import open_buckets
 from loupe_common.kafka import RequestClient, cancel_all, ensure_topics, make_broker, topic_keeper
 from loupe_common.settings import Settings
-from loupe_common.topics import HOSTING_ASSIGNMENTS, reply_topic
+from loupe_common.topics import ACCESS_KEYS, HOSTING_ASSIGNMENTS, reply_topic
 
 from .context import Gateway
 from .responses import RequestIdMiddleware, install_error_handlers
-from .routes import console, dataset_browser, detect, line, health, human_loops, image_tagging, lookout, models, native, review
+from .routes import (console, dataset_browser, detect, health, human_loops, image_tagging, keys, line, lookout, models,
+                     native, review)
 from .routing import RouteTable
 
 
@@ -29,11 +30,13 @@ def create_app(settings: Settings) -> FastAPI:
                             fetch_max_wait_ms=settings.kafka_detect_fetch_max_wait_ms)
         await rpc.open()
         routes = RouteTable()
-        broker.subscriber(HOSTING_ASSIGNMENTS, auto_offset_reset="latest",
-                          fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)(routes.update)
+        gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings), routes=routes,
+                          buckets=open_buckets(settings))
+        for topic, follow in ((HOSTING_ASSIGNMENTS, routes.update), (ACCESS_KEYS, gateway.keys.update)):
+            broker.subscriber(topic, auto_offset_reset="latest",
+                              fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms, no_reply=True)(follow)
         await broker.start()
-        app.state.gateway = Gateway(settings=settings, rpc=rpc, blobs=open_blob_store(settings), routes=routes,
-                                    buckets=open_buckets(settings))
+        app.state.gateway = gateway
         keeper = asyncio.create_task(topic_keeper(settings, broker))
         try:
             yield
@@ -59,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(models.router)
     app.include_router(human_loops.router)
     app.include_router(review.admin)
+    app.include_router(keys.router)
     app.include_router(review.page)
     app.include_router(console.router)
     app.include_router(dataset_browser.router)

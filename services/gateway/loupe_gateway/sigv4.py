@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
@@ -79,6 +79,7 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 class Credential:
     """What the Authorization header and X-Amz-Date claim, checked before the body is read."""
 
+    key_id: str
     date: str
     region: str
     service: str
@@ -90,15 +91,14 @@ class Credential:
 def check_credential(
     headers: Iterable[tuple[str, str]],
     *,
-    access_key_id: str,
     region: str,
     services: frozenset[str],
     also_regions: frozenset[str] | None = frozenset(),
     now: datetime | None = None,
 ) -> Credential:
-    """The checks that need no body: the key, the credential's scope and the request's date. A
-    gateway runs them before reading a body, so an unsigned or foreign request never costs the
-    memory of its body. Raises AccessDenied."""
+    """The checks that need no body: the credential's form and scope and the request's date. A
+    gateway runs them, and looks the key up, before reading a body, so an unsigned or foreign
+    request never costs the memory of its body. Raises AccessDenied."""
     header = dict(headers)
     authorization = header.get("authorization")
     if not authorization:
@@ -110,8 +110,6 @@ def check_credential(
         key_id, date, scope_region, service, terminator = match["credential"].split("/")
     except ValueError:
         raise denied("Credential must be <key>/<date>/<region>/<service>/aws4_request") from None
-    if not hmac.compare_digest(key_id, access_key_id):
-        raise denied("The security token included in the request is invalid (unknown access key)")
     if terminator != "aws4_request" or service not in services:
         raise denied(f"Credential should be scoped to a valid service: {sorted(services)}")
     if scope_region != region and also_regions is not None and scope_region not in also_regions:
@@ -131,23 +129,35 @@ def check_credential(
     if "host" not in signed:
         raise denied("The Host header must be signed")
     # The signing key is derived for the region the client signed for.
-    return Credential(date, scope_region, service, amz_date, signed, match["signature"])
+    return Credential(key_id, date, scope_region, service, amz_date, signed, match["signature"])
+
+
+def unknown_key() -> LoupeError:
+    return denied("The security token included in the request is invalid (unknown access key)")
 
 
 def verify(
     request: SignedRequest,
     *,
-    access_key_id: str,
-    secret_access_key: str,
+    secret_for: Callable[[str], str | None],
     region: str,
     services: frozenset[str],
     also_regions: frozenset[str] | None = frozenset(),
     now: datetime | None = None,
 ) -> str:
     """Check a request's SigV4 signature; returns the signing service name or raises AccessDenied.
-    The credential's region must be `region` or one of `also_regions` (None: any region)."""
-    credential = check_credential(request.headers, access_key_id=access_key_id, region=region, services=services,
-                                  also_regions=also_regions, now=now)
+    `secret_for` gives a key id's secret (None: unknown key). The credential's region must be
+    `region` or one of `also_regions` (None: any region)."""
+    credential = check_credential(request.headers, region=region, services=services, also_regions=also_regions,
+                                  now=now)
+    secret = secret_for(credential.key_id)
+    if secret is None:
+        raise unknown_key()
+    return check_signature(request, credential, secret)
+
+
+def check_signature(request: SignedRequest, credential: Credential, secret_access_key: str) -> str:
+    """The signature over the whole request, under the key's secret; the signing service, or AccessDenied."""
     header = dict(request.headers)
     date, region, service, amz_date = credential.date, credential.region, credential.service, credential.amz_date
     signed = credential.signed_headers

@@ -1,11 +1,12 @@
-"""The human-loop service: the A2I runtime API, flow definitions, reviewers and their tasks.
+"""The human-loop service: the A2I runtime API, flow definitions, reviewers and their tasks, and
+the access keys besides the configured one (who may do what: the identities live here).
 
 Handlers:
   loupe.humanloop.commands -> on_command (request/reply from the gateway; StartHumanLoop also from
                                           inference workers whose detections met a flow's conditions)
   loupe.model.events       -> on_model_event (a training run takes the reviewed images waiting)
 Publishes: loupe.humanloop.activations (the activation table, every few seconds and on change),
-loupe.humanloop.events (every loop status change). Asks the dataset service (StoreUpload,
+loupe.access.keys (the key table, likewise), loupe.humanloop.events (every loop status change). Asks the dataset service (StoreUpload,
 UpdateDatasetEntries) and the training service (CreateModel, with RetrainAfter).
 A sweeper expires loops, finishes stopping ones and retries answers owed to a dataset.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ from loupe_common.kafka import (
 from loupe_common.messages import Reply, answer
 from loupe_common.settings import Settings
 from loupe_common.topics import (
+    ACCESS_KEYS,
     HUMAN_LOOP_ACTIVATIONS,
     HUMAN_LOOP_COMMANDS,
     HUMAN_LOOP_EVENTS,
@@ -45,7 +47,7 @@ from loupe_common.topics import (
     reply_topic,
 )
 
-from . import completion, flows, loops, review
+from . import completion, flows, keys, loops, review
 from .store import HumanLoopState, ensure_indexes
 
 log = logging.getLogger("loupe.human-loop")
@@ -85,6 +87,14 @@ async def dispatch(state: HumanLoopState, cmd: Any) -> Reply:
             return await review.list_reviewers(state, cmd)
         case m.DeleteReviewer():
             return await review.delete_reviewer(state, cmd)
+        case m.CreateAccessKey():
+            return await keys.create(state, cmd)
+        case m.ListAccessKeys():
+            return await keys.list_keys(state, cmd)
+        case m.UpdateAccessKey():
+            return await keys.update(state, cmd)
+        case m.DeleteAccessKey():
+            return await keys.delete(state, cmd)
         case m.SignIn():
             return await review.sign_in(state, cmd)
         case m.WhoAmI():
@@ -110,7 +120,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
     rpc = RequestClient(broker, settings, replies)
     to_events = broker.publisher(HUMAN_LOOP_EVENTS)
     to_activations = broker.publisher(HUMAN_LOOP_ACTIVATIONS)
-    changed = asyncio.Event()
+    to_keys = broker.publisher(ACCESS_KEYS)
+    activations_changed, keys_changed = asyncio.Event(), asyncio.Event()
     states: list[HumanLoopState] = []
 
     @broker.subscriber(HUMAN_LOOP_COMMANDS, **service_subscriber_options(settings, "loupe-human-loop"))
@@ -128,18 +139,22 @@ def create_app(settings: Settings) -> AsgiFastStream:
         _, envelope = ailab_envelope(request_id=rid, data=data)
         await publish_with_retry(lambda: to_events.publish(envelope, key=name.encode()))
 
-    async def publish_activations() -> None:
-        generation = 0
-        while True:
-            with suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(changed.wait(), settings.activation_table_seconds)
-            changed.clear()
-            generation += 1
-            try:
-                table = await flows.activation_table(states[0], generation)
-                await publish_with_retry(lambda: to_activations.publish(table))
-            except Exception:  # noqa: BLE001 - the next round sends it again
-                log.exception("publishing the activation table failed")
+    def table_publisher(what: str, changed: asyncio.Event, build: Callable[[HumanLoopState, int], Awaitable[Any]],
+                        publisher: Any) -> Callable[[], Awaitable[None]]:
+        """A loop re-sending a table every few seconds and at once on change (readers start at "latest")."""
+        async def publish() -> None:
+            generation = 0
+            while True:
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), settings.activation_table_seconds)
+                changed.clear()
+                generation += 1
+                try:
+                    table = await build(states[0], generation)
+                    await publish_with_retry(lambda: publisher.publish(table))
+                except Exception:  # noqa: BLE001 - the next round sends it again
+                    log.exception("publishing the %s table failed", what)
+        return publish
 
     async def sweep() -> None:
         while True:
@@ -160,7 +175,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         await ensure_indexes(db)
         state = HumanLoopState(settings=settings, db=db, blobs=open_blob_store(settings),
                                buckets=open_buckets(settings), rpc=rpc, publish_event=publish_event,
-                               activations_changed=changed.set)
+                               activations_changed=activations_changed.set, keys_changed=keys_changed.set)
         states.append(state)
         context.set_global("state", state)
         try:
@@ -168,4 +183,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
         finally:
             await rpc.close()
 
-    return service_app(broker, settings, lifespan=lifespan, background=[publish_activations, sweep])
+    return service_app(broker, settings, lifespan=lifespan, background=[
+        table_publisher("activation", activations_changed, flows.activation_table, to_activations),
+        table_publisher("key", keys_changed, keys.key_table, to_keys),
+        sweep,
+    ])

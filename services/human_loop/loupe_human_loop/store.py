@@ -1,5 +1,5 @@
 """The human-loop service's state: MongoDB collections (flow definitions, human loops, reviewers,
-sessions, per-project review counts), blob storage for task images and masks, the buckets
+sessions, access keys, per-project review counts), blob storage for task images and masks, the buckets
 output.json is written to, and the clients it uses to reach the other services."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class HumanLoopState:
     rpc: RequestClient
     publish_event: Publish  # (loop name, event data) -> loupe.humanloop.events
     activations_changed: Callable[[], None]
+    keys_changed: Callable[[], None]
 
     @property
     def flows(self) -> Any:
@@ -48,6 +49,10 @@ class HumanLoopState:
     @property
     def sessions(self) -> Any:
         return self.db["review_sessions"]
+
+    @property
+    def keys(self) -> Any:
+        return self.db["access_keys"]
 
     @property
     def reviewed(self) -> Any:

@@ -51,7 +51,7 @@ async def console_file(name: str) -> Response:
 
 
 def _session_view(session: cs.ConsoleSession, gw: GatewayDep) -> dict:
-    return {"accessKeyId": session.access_key_id, "expiresAt": int(session.expires_at),
+    return {"accessKeyId": session.access_key_id, "role": session.key.role.value, "expiresAt": int(session.expires_at),
             "csrfToken": session.csrf(gw.settings), "region": gw.settings.region}
 
 
@@ -70,11 +70,12 @@ async def sign_in(gw: GatewayDep, rid: RequestId, request: Request) -> JSONRespo
     source, account = source_of(request), key[:128]
     if wait := gw.sign_ins.wait_seconds(source, account):
         raise AilabError("AI_SERVICE_FLOW_RESTRICTION", refusal(wait))
-    if not cs.credentials_match(gw.settings, key, secret):
+    matched = gw.keys.matching(key, secret)
+    if matched is None:
         gw.sign_ins.failed(source, account)
         raise AilabError("ERROR_USER_NOT_EXISTS", "The access key or the secret is wrong")
     gw.sign_ins.succeeded(source, account)
-    session = cs.issue(gw.settings)
+    session = cs.issue(gw.settings, gw.keys, matched)
     response = envelope(rid, _session_view(session, gw))
     response.set_cookie(cs.COOKIE, session.token, max_age=int(gw.settings.console_session_hours * 3600),
                         httponly=True, samesite="strict", path="/", secure=secure_cookie(request, gw.settings))
@@ -83,7 +84,7 @@ async def sign_in(gw: GatewayDep, rid: RequestId, request: Request) -> JSONRespo
 
 def _current(request: Request, gw: GatewayDep) -> cs.ConsoleSession:
     try:
-        return cs.authenticate(request, gw.settings)
+        return cs.authenticate(request, gw.settings, gw.keys)
     except LoupeError as err:
         raise AilabError("ERROR_USER_NOT_EXISTS", err.error.message) from None
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
 
+from loupe_common.access_keys import Area
 from loupe_common.errors import (
     AILAB_FOR_AWS,
     AilabError,
@@ -55,7 +56,7 @@ from ..validation import build
 DETECT_BODY_LIMIT = MAX_IMAGE_BYTES + 1024 * 1024
 IMAGE_TYPES = tuple(CONTENT_TYPES.values())
 
-_body = signed_body(DETECT_BODY_LIMIT)
+_body = signed_body(DETECT_BODY_LIMIT, area=Area.DETECT)
 Body = Annotated[bytes, Depends(_body)]
 router = APIRouter(prefix="/2020-11-20", dependencies=[Depends(_body)])
 native_router = APIRouter(prefix="/loupe/v1", dependencies=[Depends(_body)])

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from loupe_common import human_loop_messages as m
+from loupe_common.access_keys import Area
 from loupe_common.errors import validation
 from loupe_common.topics import HUMAN_LOOP_COMMANDS
 
@@ -25,7 +26,7 @@ from ..validation import build
 BODY_LIMIT = m.MAX_INPUT_CONTENT * 6 + 64 * 1024
 A2I_SERVICES = frozenset({"sagemaker"})
 
-_body = signed_body(BODY_LIMIT, A2I_SERVICES)
+_body = signed_body(BODY_LIMIT, A2I_SERVICES, Area.REVIEW)
 router = APIRouter(dependencies=[Depends(_body)])
 Body = Annotated[bytes, Depends(_body)]
 

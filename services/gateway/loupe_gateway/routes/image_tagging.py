@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from PIL import Image
 
 from loupe_common import json_bodies
+from loupe_common.access_keys import Area
 from loupe_common.errors import HuaweiError, LoupeError
 from loupe_common.fetch import FetchFailed, FetchRefused, fetch_url
 from loupe_common.hosting_messages import H_REQUEST_ID
@@ -151,7 +152,7 @@ async def list_projects(request: Request) -> JSONResponse:
 def _authenticate(request: Request, gw: Gateway, body: bytes) -> Caller:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
     if headers.get("authorization", "").startswith("SDK-HMAC-SHA256"):
-        return verify_aksk(gw.settings, request.method, request.scope["raw_path"].decode("latin-1"),
+        return verify_aksk(gw.keys, request.method, request.scope["raw_path"].decode("latin-1"),
                            request.scope["query_string"].decode("latin-1"), headers, body)
     return verify_token(gw.settings, headers.get("x-auth-token"))
 
@@ -248,6 +249,7 @@ async def _tagging(request: Request, version: str, project_id: str | None = None
     try:
         body = await _body(request)
         caller = _authenticate(request, gw, body)
+        caller.require(Area.DETECT, request.method)
         if project_id is not None:
             check_project(caller, project_id)
         if not _limiter(request, gw).allow(caller.identity):

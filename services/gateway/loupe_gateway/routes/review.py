@@ -21,6 +21,7 @@ from fastapi import APIRouter, Cookie, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from loupe_common import human_loop_messages as m
+from loupe_common.access_keys import Area
 from loupe_common.blobs import BlobNotFound
 from loupe_common.buckets import BucketError
 from loupe_common.errors import AilabError, ErrorCode, LoupeError, ailab_envelope
@@ -37,7 +38,7 @@ ADMIN_BODY_LIMIT = 256 * 1024
 PAGE_BODY_LIMIT = 12 * 1024 * 1024  # an answer may carry a painted mask as large as the image
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 COOKIE = "loupe_review"
-_admin_body = signed_body(ADMIN_BODY_LIMIT, LOOKOUT_SERVICES | {"sagemaker"})
+_admin_body = signed_body(ADMIN_BODY_LIMIT, LOOKOUT_SERVICES | {"sagemaker"}, Area.REVIEW)
 admin = APIRouter(prefix="/loupe/v1", dependencies=[Depends(_admin_body)])
 AdminBody = Annotated[bytes, Depends(_admin_body)]
 page = APIRouter(prefix="/loupe/review")
