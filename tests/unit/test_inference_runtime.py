@@ -71,3 +71,28 @@ def test_threshold_is_a_parameter(runtime):
     assert runtime.detect(image(701)).lookout_result()["Anomalies"] == [
         {"Name": "background", "PixelAnomaly": {"TotalPercentageArea": 1.0, "Color": "#FFFFFF"}}
     ] or runtime.detect(image(701)).is_anomalous
+
+
+def test_a_large_flagged_image_gets_a_full_size_mask_worked_out_within_the_pixel_budget(runtime, monkeypatch):
+    """Issue 19: a 4096 x 4096 image cost seconds of worker time in per-pixel numpy; the mask and
+    classes are now worked out on at most WORK_PIXELS and scaled up, so the answer keeps its shape."""
+    from loupe_inference.runtime import WORK_PIXELS, work_size
+
+    assert work_size((1024, 768)) == (1024, 768)
+    assert work_size((4096, 4096)) == (2048, 2048) and 2048 * 2048 <= WORK_PIXELS
+    w, h = work_size((4096, 1000))
+    assert w * h <= WORK_PIXELS and abs(w / h - 4.096) < 0.01
+    big = image(600, defect=True).convert("RGB").resize((3000, 2800), Image.Resampling.BILINEAR)
+    detection = runtime.detect(big)
+    assert detection.is_anomalous
+    result = detection.lookout_result()
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["AnomalyMask"]))).convert("RGB"))
+    assert mask.shape == (2800, 3000, 3)
+    colours = {tuple(c) for c in np.unique(mask.reshape(-1, 3), axis=0)}
+    assert colours == {(255, 255, 255), (255, 0, 0)}
+    red = (mask == [255, 0, 0]).all(-1).mean()
+    assert red == pytest.approx(result["Anomalies"][1]["PixelAnomaly"]["TotalPercentageArea"], abs=2e-3)
+    # Worked out at full size instead, the mask differs only along region edges.
+    monkeypatch.setattr("loupe_inference.runtime.WORK_PIXELS", 10**9)
+    exact = np.asarray(Image.open(io.BytesIO(base64.b64decode(runtime.detect(big).lookout_result()["AnomalyMask"]))))
+    assert (exact.reshape(-1, 3) != mask.reshape(-1, 3)).any(-1).mean() < 0.01

@@ -14,6 +14,7 @@ import base64
 import functools
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +22,14 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from loupe_edge import rules
 from loupe_models import anomaly_model
-from loupe_models.anomaly_model import BACKGROUND_CLASS, GENERIC_CLASS, AnomalyClassSpec, Sidecar, hex_rgb
+from loupe_models.anomaly_model import BACKGROUND_CLASS, GENERIC_CLASS, AnomalyClassSpec, Sidecar
 from loupe_models.preprocess import to_pixels
+
+
+# A flagged image's mask and classes are worked out on at most this many pixels (work_size).
+WORK_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True)
@@ -98,32 +104,47 @@ class ModelRuntime:
         fraction = 0.0
         found: list[tuple[AnomalyClassSpec, float]] = []
         if is_anomalous:
-            heat = anomaly_model.map_on_image(region, image.size)
-            full = anomaly_model.anomaly_mask(region, pixel_t, image.size, heat)
+            work = work_size(image.size)
+            heat = anomaly_model.map_on_image(region, work)
+            full = anomaly_model.anomaly_mask(region, pixel_t, work, heat)
             fraction = float(full.mean())
             scores = None
             if "class_scores" in outputs and self.kind == "segmentation":
                 scores = anomaly_model.class_scores_on_image(outputs["class_scores"], tuple(self.sidecar.stats["grid"]),
-                                                             place, self.size, image.size)
+                                                             place, self.size, work)
             classes = anomaly_model.classify_regions(full, scores, heat)
             shares = np.bincount(classes[full], minlength=len(self.classes)) / full.size
             found = [(spec, float(share)) for spec, share in zip(self.classes, shares, strict=True) if share > 0]
             if with_mask:
-                mask_png = _mask_png(classes, tuple(c.color for c in self.classes))
+                mask_png = _mask_png(classes, tuple(c.color for c in self.classes), image.size)
         elif with_mask:
             mask_png = _background_png(*image.size)
         return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png, region, pixel_t,
                          self.kind, found)
 
 
-def _mask_png(classes: np.ndarray, colors: tuple[str, ...]) -> bytes:
-    """An RGB PNG: the background colour, and each anomaly class's colour on its pixels."""
-    rgb = np.empty((*classes.shape, 3), np.uint8)
-    rgb[:] = hex_rgb(BACKGROUND_CLASS.color)
-    for k, color in enumerate(colors):
-        rgb[classes == k] = hex_rgb(color)
+def work_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size (width, height) a flagged image's mask and classes are worked out at: its own, or
+    scaled down to WORK_PIXELS. The model sees a few hundred pixels a side whatever the image, so a
+    finer mask would only repeat the map's interpolation, at up to 4x the cost (issue 19)."""
+    width, height = size
+    if width * height <= WORK_PIXELS:
+        return size
+    scale = math.sqrt(WORK_PIXELS / (width * height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def _mask_png(classes: np.ndarray, colors: tuple[str, ...], size: tuple[int, int]) -> bytes:
+    """An RGB PNG of the image's `size`: the background colour, and each anomaly class's colour on
+    its pixels (rules.mask_colours), scaled up from the working size by nearest neighbour. Level 1: a
+    mask is a few flat regions, which even the fastest level packs tightly."""
+    # As a palette image until the last step: scaling one byte a pixel, then Pillow's own conversion.
+    mask = Image.fromarray((classes + 1).astype(np.uint8), "P")
+    mask.putpalette(rules.mask_colours(colors).tobytes())
+    if mask.size != size:
+        mask = mask.resize(size, Image.Resampling.NEAREST)
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG", optimize=False, compress_level=6)
+    mask.convert("RGB").save(buffer, format="PNG", optimize=False, compress_level=1)
     return buffer.getvalue()
 
 
@@ -131,7 +152,7 @@ def _mask_png(classes: np.ndarray, colors: tuple[str, ...]) -> bytes:
 def _background_png(width: int, height: int) -> bytes:
     """The mask of a normal image: all background. Most images are normal and share a few sizes, so
     it is encoded once per size (12.6 ms for 1024 x 1024 on this machine)."""
-    return _mask_png(np.full((height, width), -1, np.int32), ())
+    return _mask_png(np.full((1, 1), -1, np.int32), (), (width, height))
 
 
 # Blue -> cyan -> yellow -> red, the usual anomaly heatmap ramp.
