@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from aiokafka import AIOKafkaConsumer
@@ -36,11 +38,22 @@ def _consumer(settings: Settings) -> AIOKafkaConsumer:
                             max_partition_fetch_bytes=settings.kafka_max_message_bytes + 65536)
 
 
-async def _tail(settings: Settings, topic: str, per_partition: int) -> list:
-    """The last `per_partition` records of every partition of `topic`."""
+@asynccontextmanager
+async def _reading(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = _consumer(settings)
     await consumer.start()
     try:
+        yield consumer
+    finally:
+        # aiokafka 0.14 stops a consumer whose coordinator task has not run yet by cancelling that task
+        # and awaiting it: a CancelledError (a bare 500) instead of our answer. One loop turn lets it run.
+        await asyncio.sleep(0)
+        await consumer.stop()
+
+
+async def _tail(settings: Settings, topic: str, per_partition: int) -> list:
+    """The last `per_partition` records of every partition of `topic`."""
+    async with _reading(settings) as consumer:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
             return []
@@ -60,8 +73,6 @@ async def _tail(settings: Settings, topic: str, per_partition: int) -> list:
                 if found and found[-1].offset + 1 >= wanted[tp]:
                     wanted.pop(tp)
         return records
-    finally:
-        await consumer.stop()
 
 
 @router.get("/projects/{project_name}/ingest-results")
@@ -88,20 +99,21 @@ async def ingested_image(gw: GatewayDep, partition: Annotated[int, Path(ge=0)],
                          offset: Annotated[int, Path(ge=0)]) -> Response:
     """The image an ingest record carried, while the broker keeps the record (claim-checked images
     are deleted once answered, so they are not shown)."""
-    consumer = _consumer(gw.settings)
-    await consumer.start()
-    try:
+    gone = AilabError("ERROR_FILE_NOT_FOUND", f"The broker no longer holds {INGEST} {partition}/{offset}")
+    async with _reading(gw.settings) as consumer:
         tp = TopicPartition(INGEST, partition)
         if partition not in (consumer.partitions_for_topic(INGEST) or ()):
             raise AilabError("ERROR_FILE_NOT_FOUND", f"{INGEST} has no partition {partition}")
         consumer.assign([tp])
+        if offset < (await consumer.beginning_offsets([tp]))[tp]:
+            raise gone
+        # Past the end the record cannot come: a short look only (the local broker's end offset may lag).
+        wait = READ_SECONDS if offset < (await consumer.end_offsets([tp]))[tp] else 0.5
         consumer.seek(tp, offset)
-        batch = await consumer.getmany(tp, timeout_ms=int(READ_SECONDS * 1000), max_records=1)
-    finally:
-        await consumer.stop()
+        batch = await consumer.getmany(tp, timeout_ms=int(wait * 1000), max_records=1)
     record = next(iter(batch.get(tp, [])), None)
     if record is None or record.offset != offset:
-        raise AilabError("ERROR_FILE_NOT_FOUND", f"The broker no longer holds {INGEST} {partition}/{offset}")
+        raise gone
     claimed = any(k == H_BLOB for k, _ in record.headers or ())
     media = next((t for magic, t in IMAGE_MAGIC.items() if (record.value or b"").startswith(magic)), None)
     if claimed or media is None:
