@@ -367,6 +367,12 @@ def test_delete_needs_a_stopped_loop(a2i, flow):
     assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert error(a2i.describe_human_loop, HumanLoopName=name)[:2] == ("ResourceNotFoundException", 404)
     assert name not in list_names(a2i, flow)
+    # The identical signed delete (same second) is a replay, refused before the service sees it; a
+    # delete signed in the next second is a new request, and the loop is gone.
+    code, status, message = error(a2i.delete_human_loop, HumanLoopName=name)
+    assert (code, status) == ("ResourceNotFoundException", 404) or \
+        ((code, status) == ("AccessDeniedException", 403) and "replay" in message)
+    time.sleep(1.05)
     assert error(a2i.delete_human_loop, HumanLoopName=name)[:2] == ("ResourceNotFoundException", 404)
     # the name is free again, even for other input
     start(a2i, flow, name=name, content={"second": "life"})

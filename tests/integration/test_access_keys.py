@@ -182,3 +182,38 @@ def test_console_session_acts_with_its_keys_role(stack, monkeypatch):
         created = browser.post(LOOKOUT, json={"ProjectName": f"no-{uuid.uuid4().hex[:6]}"},
                                headers={"X-Loupe-Csrf": csrf})
         assert created.status_code == 403 and created.json()["__type"] == "AccessDeniedException", created.text
+
+
+def test_a_replayed_signed_change_is_refused_and_a_fresh_one_is_not(stack, lookout):
+    """The finding: a signed DeleteProject replayed 5 s later deleted the re-created project."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    from helpers import DEV_KEY, DEV_SECRET, REGION
+
+    name = f"replay-{uuid.uuid4().hex[:8]}"
+    lookout.create_project(ProjectName=name)
+    request = botocore.awsrequest.AWSRequest(method="DELETE", url=f"{stack.endpoint_url}{LOOKOUT}/{name}")
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(DEV_KEY, DEV_SECRET), "lookoutvision",
+                            REGION).add_auth(request)
+    captured = dict(request.headers.items())
+    first = httpx.delete(f"{stack.endpoint_url}{LOOKOUT}/{name}", headers=captured)
+    assert first.status_code == 200, first.text
+    lookout.create_project(ProjectName=name)
+    replayed = httpx.delete(f"{stack.endpoint_url}{LOOKOUT}/{name}", headers=captured)
+    assert replayed.status_code == 403 and "replay" in replayed.json()["message"], replayed.text
+    assert replayed.headers["x-amzn-requestid"]
+    assert lookout.describe_project(ProjectName=name)["ProjectDescription"]["ProjectName"] == name
+    # With a client token (as boto3 and the CLI send), the replay gets the first answer, not a new delete.
+    request = botocore.awsrequest.AWSRequest(method="DELETE", url=f"{stack.endpoint_url}{LOOKOUT}/{name}",
+                                             headers={"X-Amzn-Client-Token": uuid.uuid4().hex})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(DEV_KEY, DEV_SECRET), "lookoutvision",
+                            REGION).add_auth(request)
+    tokened = dict(request.headers.items())
+    assert httpx.delete(f"{stack.endpoint_url}{LOOKOUT}/{name}", headers=tokened).status_code == 200
+    lookout.create_project(ProjectName=name)
+    again = httpx.delete(f"{stack.endpoint_url}{LOOKOUT}/{name}", headers=tokened)
+    assert again.status_code == 200, again.text
+    assert lookout.describe_project(ProjectName=name)["ProjectDescription"]["ProjectName"] == name
+    lookout.delete_project(ProjectName=name)  # a fresh signature: taken

@@ -1,6 +1,7 @@
 """Every AWS-style and Loupe-native route requires a SigV4 signature made with an access key the
 gateway knows (keyring), or, from the web console, its session cookie (console_session); and the
-key's role must allow the route's area and method (loupe_common.access_keys)."""
+key's role must allow the route's area and method (loupe_common.access_keys); a signed request
+that changes something is taken once (replay_guard)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from . import console_session
 from .bodies import read_body
 from .context import Gateway
 from .keyring import require
+from .replay_guard import guarded
 from .sigv4 import SignedRequest, check_credential, check_signature, unknown_key
 
 LOOKOUT_SERVICES = frozenset({"lookoutvision"})
@@ -45,6 +47,11 @@ def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES,
                                raw_query=scope["query_string"].decode("latin-1"), headers=headers, body=body)
         check_signature(signed, credential, key.secret)
         require(key, area, request, credential.service)
+        endpoint = getattr(request.scope.get("endpoint"), "__name__", "")
+        if area is not Area.DETECT and guarded(request.method, endpoint, dict(headers)):
+            gw.replays.claim(credential.signature, credential.valid_until)
+            # The answer decides whether a retry may send the same signature (replay_guard).
+            request.state.on_response = lambda status: gw.replays.finish(credential.signature, status)
         return body
 
     return dependency

@@ -18,6 +18,7 @@ from loupe_common.settings import Settings
 
 from .admission import DetectAdmission
 from .keyring import KeyRing
+from .replay_guard import ReplayGuard
 from .routing import RouteTable
 from .sign_in_guard import SignInGuard
 
@@ -32,6 +33,7 @@ class Gateway:
     sign_ins: SignInGuard = field(default_factory=SignInGuard)  # password guessing, per source and account
     admission: DetectAdmission = field(init=False)  # DetectAnomalies queue depth per model
     keys: KeyRing = field(init=False)  # the access keys accepted, with their roles
+    replays: ReplayGuard = field(default_factory=ReplayGuard)  # signatures of changes already taken
 
     def __post_init__(self) -> None:
         self.admission = DetectAdmission(self.settings.detect_timeout_seconds)

@@ -38,7 +38,8 @@ QUIET_ROUTES = {"/health", "/ready", "/metrics"}  # probed every few seconds: co
 
 class RequestIdMiddleware:
     """Gives each request an id (request.state.request_id) and returns it as x-amzn-RequestId;
-    times it (loupe_http_request_seconds, by route template) and logs it as one JSON line."""
+    times it (loupe_http_request_seconds, by route template) and logs it as one JSON line; tells
+    request.state.on_response, when a route set one, the status that went out."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -61,6 +62,8 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if (on_response := scope["state"].get("on_response")) is not None:
+                on_response(status[0])  # 500 when no answer went out
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             HTTP_REQUEST_SECONDS.labels(scope["method"], route, str(status[0])).observe(seconds)

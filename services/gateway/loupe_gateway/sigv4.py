@@ -87,6 +87,12 @@ class Credential:
     signed_headers: list[str]
     signature: str
 
+    @property
+    def valid_until(self) -> float:
+        """Epoch seconds after which this signature's date is refused."""
+        signed_at = datetime.strptime(self.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return (signed_at + MAX_CLOCK_SKEW).timestamp()
+
 
 def check_credential(
     headers: Iterable[tuple[str, str]],
