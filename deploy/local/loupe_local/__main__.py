@@ -12,17 +12,19 @@ from rich.table import Table
 
 from loupe_common.settings import Settings
 
-from .stack import Stack
+from .stack import OWN_BROKER_ENV, Stack
 from .supervise import Supervisor
 
 
 def run() -> int:
     console = Console(log_path=False)
     settings = Settings()
+    kafka_bootstrap = os.environ.get("LOUPE_KAFKA_BOOTSTRAP") or None
     stack = Stack(
         data_dir=settings.data_dir.resolve(),
         gateway_port=settings.gateway_port,
-        kafka_bootstrap=os.environ.get("LOUPE_KAFKA_BOOTSTRAP") or None,
+        kafka_bootstrap=kafka_bootstrap,
+        extra_env={} if kafka_bootstrap else {k: v for k, v in OWN_BROKER_ENV.items() if k not in os.environ},
     )
     stopping = False
 
@@ -46,8 +48,10 @@ def run() -> int:
         where = f"kafka://{stack.kafka_bootstrap}" if name == "kafka" else stack.health_url(name)
         table.add_row(name, str(proc.pid), where)
     console.print(table)
-    console.print(f"Lookout for Vision endpoint: [bold]{stack.endpoint_url}[/bold]  (region {settings.region})")
-    console.print(f"Web console: {stack.endpoint_url}/loupe/console  (reviewers: {stack.endpoint_url}/loupe/review)")
+    console.print(f"Lookout for Vision endpoint: [bold]{stack.endpoint_url}[/bold]  "
+                  f"(region {settings.region})")
+    console.print(f"Web console: {stack.endpoint_url}/loupe/console  "
+                  f"(reviewers: {stack.endpoint_url}/loupe/review)")
     console.print(
         f"Development credentials: AWS_ACCESS_KEY_ID={settings.access_key_id} "
         f"AWS_SECRET_ACCESS_KEY={settings.secret_access_key.get_secret_value()}"

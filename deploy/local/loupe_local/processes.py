@@ -32,7 +32,7 @@ def spawn(args: list[str], *, env: dict[str, str], log_file: Path) -> subprocess
 
     def start() -> subprocess.Popen:
         with log_file.open("ab") as out:
-            return subprocess.Popen(
+            return subprocess.Popen(  # noqa: S603 - argv built by the launcher from fixed parts, no shell
                 args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
             )

@@ -10,10 +10,20 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from .processes import base_env, free_port, python_module, spawn, stop
+
+# `make run`'s settings for the services when it runs its own broker (the caller's LOUPE_* win;
+# tests and the other benchmarks keep the defaults, so both image paths stay tested). Tansu 0.6 with memory
+# storage never drops a record: it stores retention.ms/retention.bytes without acting on them
+# (tests/benchmarks/bench_broker_memory.py), and a DeleteRecords request makes it panic ("not yet
+# implemented") and drop the connection. Its memory grows with every byte produced until it
+# restarts, so images (100-500 KB each, the bulk of what Loupe sends) travel by claim check: the
+# blob store on disk, removed once answered.
+OWN_BROKER_ENV = {"LOUPE_CLAIM_CHECK_BYTES": "0"}
 
 # Each service, its module and the port its health routes use in `make run`.
 SERVICES: dict[str, tuple[str, int]] = {
@@ -58,7 +68,8 @@ class Stack:
     health_ports: dict[str, int] = field(default_factory=lambda: {k: v[1] for k, v in SERVICES.items()})
     extra_env: dict[str, str] = field(default_factory=dict)
     services: tuple[str, ...] = tuple(SERVICES)  # which domain services to run (all by default)
-    inference_workers: int = field(default_factory=lambda: int(os.environ.get("LOUPE_INFERENCE_WORKERS", "1")))
+    inference_workers: int = field(
+        default_factory=lambda: int(os.environ.get("LOUPE_INFERENCE_WORKERS", "1")))
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @classmethod
@@ -114,9 +125,9 @@ class Stack:
         from loupe_common.settings import Settings
 
         env = self.env()
-        settings = Settings(**{k.removeprefix("LOUPE_").lower(): v for k, v in env.items()
-                               if k.startswith("LOUPE_") and k != "LOUPE_KAFKA_BOOTSTRAP"},
-                            kafka_bootstrap=self.kafka_bootstrap)
+        overrides: dict[str, Any] = {k.removeprefix("LOUPE_").lower(): v for k, v in env.items()
+                                     if k.startswith("LOUPE_") and k != "LOUPE_KAFKA_BOOTSTRAP"}
+        settings = Settings(**overrides, kafka_bootstrap=self.kafka_bootstrap)
         asyncio.run(ensure_topics(settings))
 
     def start_service(self, name: str) -> None:
@@ -127,7 +138,8 @@ class Stack:
             env["LOUPE_HEALTH_PORT"] = str(self.health_ports[name])
         if name.startswith("inference") and "LOUPE_INFERENCE_THREADS" not in env:
             # Workers share the machine's cores rather than each claiming all of them.
-            env["LOUPE_INFERENCE_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, self.inference_workers)))
+            threads = (os.cpu_count() or 1) // max(1, self.inference_workers)
+            env["LOUPE_INFERENCE_THREADS"] = str(max(1, threads))
         self.processes[name] = spawn(python_module(module), env=env, log_file=self.logs_dir / f"{name}.log")
 
     def worker_names(self) -> list[str]:

@@ -10,7 +10,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
@@ -27,7 +27,7 @@ from .errors import ErrorCode, LoupeError
 from .messages import Reply, ReplyTopicsInUse
 from .metrics import CONSUMER_LAG, exposition
 from .settings import Settings
-from .topics import CATALOGUE, REPLY_PRESENCE
+from .topics import CATALOGUE, REPLY_PRESENCE, retention_of
 
 log = logging.getLogger("loupe.kafka")
 TOPIC_CHECK_SECONDS = 2.0
@@ -45,11 +45,12 @@ def _refuse_topic_auto_creation() -> None:
     if getattr(init, "loupe_patched", False):
         return
 
-    def no_creation(self: Any, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None) -> None:
+    def no_creation(self: Any, topics: list[str] | None = None,
+                    allow_auto_topic_creation: bool | None = None) -> None:
         init(self, topics, False if allow_auto_topic_creation is None else allow_auto_topic_creation)
 
     no_creation.loupe_patched = True  # type: ignore[attr-defined]
-    metadata.MetadataRequest.__init__ = no_creation  # type: ignore[method-assign]
+    metadata.MetadataRequest.__init__ = no_creation
 
 
 _refuse_topic_auto_creation()
@@ -137,7 +138,8 @@ def service_subscriber_options(
         "listener": join,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.ACK,
-        "fetch_max_wait_ms": settings.kafka_idle_fetch_max_wait_ms if background else settings.kafka_fetch_max_wait_ms,
+        "fetch_max_wait_ms": (settings.kafka_idle_fetch_max_wait_ms if background
+                              else settings.kafka_fetch_max_wait_ms),
         # Kafka's minimum; a shorter session also makes group joins finish sooner (Tansu
         # completes a join after half the session timeout).
         "session_timeout_ms": 6000,
@@ -149,6 +151,20 @@ def service_subscriber_options(
     }
 
 
+RECORD_FRAMING_BYTES = 65536  # room for a batch's framing and headers (the consumers add the same)
+
+
+def topic_configs(settings: Settings, name: str) -> dict[str, str]:
+    """The configs a topic is created with: its retention (topics.retention_of: the catalogue, or
+    the prefix of a reply or model request topic), and a record size limit that lets through the
+    largest record Loupe produces (Kafka's default, about 1 MB, is below it)."""
+    configs = {"max.message.bytes": str(settings.kafka_max_message_bytes + RECORD_FRAMING_BYTES)}
+    retention = retention_of(name)
+    if retention is not None:
+        configs.update(retention.configs())
+    return configs
+
+
 async def ensure_topics(
     settings: Settings,
     topics: Iterable[tuple[str, int]] | None = None,
@@ -156,7 +172,9 @@ async def ensure_topics(
     extra: Iterable[tuple[str, int]] = (),
 ) -> list[str]:
     """Create missing topics (default: the whole catalogue, plus `extra`, e.g. a process's reply
-    topic) over one admin connection; returns the names it created."""
+    topic) over one admin connection, with their configs (topic_configs); returns the names it
+    created. A topic that exists keeps the configs it has: Tansu has no AlterConfigs, and on
+    Kafka an operator may have changed them."""
     wanted = list(topics) if topics is not None else [
         (spec.name, settings.topic_partitions if spec.partitioned else 1) for spec in CATALOGUE
     ]
@@ -168,7 +186,8 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(name, num_partitions=parts, replication_factor=settings.topic_replication)
+            NewTopic(name, num_partitions=parts, replication_factor=settings.topic_replication,
+                     topic_configs=topic_configs(settings, name))
             for name, parts in wanted
             if name not in existing
         ]
@@ -256,14 +275,16 @@ async def rewind_if_ahead(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
     return rewound
 
 
-async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *, catalogue: bool = False) -> None:
+async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *,
+                       catalogue: bool = False) -> None:
     """A background loop of every process: this process's reply topics and what keep_topics added
     (and with `catalogue`, the topic catalogue) exist with their partition counts, no consumer
     waits past a log's end, and the reply topics are announced to the janitor. The local broker
     keeps topics in memory: after it restarts, Loupe itself creates them again (within
-    TOPIC_CHECK_SECONDS) and its consumers start again from the new logs' beginnings. Each topic has one keeper (the catalogue's is the hosting service, and
-    `make run`'s supervisor when it restarts the broker): Tansu 0.6 corrupts a partition (every
-    later produce fails with UnknownError) when several clients create the same topic at once."""
+    TOPIC_CHECK_SECONDS) and its consumers start again from the new logs' beginnings. Each topic has
+    one keeper (the catalogue's is the hosting service, and `make run`'s supervisor when it restarts
+    the broker): Tansu 0.6 corrupts a partition (every later produce fails with UnknownError) when
+    several clients create the same topic at once."""
     if broker is not None:
         _WATCHED_BROKERS.append(broker)
     announced = float("-inf")
@@ -274,7 +295,8 @@ async def topic_keeper(settings: Settings, broker: KafkaBroker | None = None, *,
                 extra += await source()
             created = await ensure_topics(settings, None if catalogue else [], extra=extra)
             if created:
-                log.warning("topics were missing (did the broker restart?); created %s", ", ".join(sorted(created)))
+                log.warning("topics were missing (did the broker restart?); created %s",
+                            ", ".join(sorted(created)))
         except Exception as exc:  # noqa: BLE001 - the broker is down: try again at the next round
             log.debug("topic check failed: %s", exc.__class__.__name__)
         due = time.monotonic() - announced >= settings.reply_topic_grace_seconds / 6
@@ -374,7 +396,8 @@ class RequestClient:
                     headers=headers,
                 )), min(timeout or self._timeout, self._timeout))
             except TimeoutError:
-                log.warning("could not publish to %s within %.1fs: the broker is unreachable", topic, self._timeout)
+                log.warning("could not publish to %s within %.1fs: the broker is unreachable", topic,
+                            self._timeout)
                 raise LoupeError(ErrorCode.INTERNAL, "The message broker is unreachable; nothing was done. "
                                  "Retry later.") from None
             return await asyncio.wait_for(future, timeout or self._timeout)
@@ -386,7 +409,8 @@ class RequestClient:
             log.warning("no reply on %s within %.1fs for %s", topic, timeout or self._timeout, correlation_id)
             raise LoupeError(
                 ErrorCode.INTERNAL,
-                "The service did not answer in time; the request may still complete. Retry with the same client token.",
+                "The service did not answer in time; the request may still complete. "
+                "Retry with the same client token.",
             ) from None
         finally:
             self._pending.pop(correlation_id, None)
@@ -413,7 +437,8 @@ async def cancel_all(tasks: list[asyncio.Task]) -> None:
 
 
 def _json(status: int, text: str) -> AsgiResponse:
-    return AsgiResponse(f'{{"status":"{text}"}}'.encode(), status, headers={"content-type": "application/json"})
+    return AsgiResponse(f'{{"status":"{text}"}}'.encode(), status,
+                        headers={"content-type": "application/json"})
 
 
 @get
@@ -422,7 +447,8 @@ async def _alive(scope: Any) -> AsgiResponse:  # noqa: ARG001
 
 
 def service_app(broker: KafkaBroker, settings: Settings, *,
-                background: Sequence[Callable[[], Awaitable[None]]] = (), keep_catalogue: bool = False,
+                background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+                keep_catalogue: bool = False,
                 **kwargs: Any) -> AsgiFastStream:
     """A message-only service as an ASGI app: /health (alive), /ready (consuming, or what is
     missing) and /metrics. `background`: the service's own loops (control loops, sweepers,
