@@ -23,7 +23,7 @@ TAG_CATALOGUE := libs/models/loupe_models/data/tag-catalogue.json
 JS_TESTS := tests/clients/js
 JS_STAMP := $(JS_TESTS)/node_modules/.installed
 
-.PHONY: models run test test-unit test-integration test-clients test-deploy bench venv clean
+.PHONY: models run lint test test-unit test-integration test-clients test-deploy bench venv clean
 
 venv: $(STAMP)
 
@@ -31,7 +31,8 @@ $(STAMP): constraints.txt libs/*/pyproject.toml services/*/pyproject.toml deploy
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -c constraints.txt $(PACKAGES) \
-		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image playwright huaweicloudsdkimage lookoutvision grpcio-tools
+		pytest pytest-asyncio pytest-timeout boto3 awscli kubernetes-validate jsonschema PyYAML check-jsonschema "moto[s3]" flask flask-cors scikit-image playwright huaweicloudsdkimage lookoutvision grpcio-tools \
+		ruff mypy types-protobuf types-grpcio boto3-stubs botocore-stubs scipy-stubs schemathesis
 	touch $(STAMP)
 
 models: $(MODELS_STAMP)
@@ -76,7 +77,13 @@ $(CHROMIUM):
 run: $(STAMP) $(MODELS_STAMP)
 	$(PY) -m loupe_local run
 
-test: $(STAMP) $(MODELS_STAMP) $(JS_STAMP) $(CHROMIUM)
+# The static gate: ruff (pyflakes, security and bugbear rules, the line length) and mypy, both configured
+# in pyproject.toml. Both always run; any finding fails the build. `make test` runs it before the tests.
+lint: $(STAMP)
+	status=0; $(PY) -m ruff check services libs deploy/local || status=1; $(PY) -m mypy || status=1; \
+		exit $$status
+
+test: $(STAMP) lint $(MODELS_STAMP) $(JS_STAMP) $(CHROMIUM)
 	LOUPE_SCREENSHOT_DIR=build/screenshots $(PY) -m pytest tests
 
 test-unit: $(STAMP)

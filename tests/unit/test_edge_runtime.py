@@ -191,11 +191,13 @@ def test_the_committed_stubs_are_what_the_proto_generates(tmp_path):
 
     root = Path(__import__("loupe_edge").__file__).parent.parent
     assert protoc.main(["protoc", f"-I{root}", f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}",
-                        "loupe_edge/proto/edge_agent.proto"]) == 0
-    for name in ("edge_agent_pb2.py", "edge_agent_pb2_grpc.py"):
-        assert (tmp_path / "loupe_edge" / "proto" / name).read_bytes() == (root / "loupe_edge" / "proto" / name).read_bytes(), (
+                        f"--pyi_out={tmp_path}", "loupe_edge/proto/edge_agent.proto"]) == 0
+    # The .pyi is what mypy (make lint) reads for the message classes.
+    for name in ("edge_agent_pb2.py", "edge_agent_pb2_grpc.py", "edge_agent_pb2.pyi"):
+        generated = (tmp_path / "loupe_edge" / "proto" / name).read_bytes()
+        assert generated == (root / "loupe_edge" / "proto" / name).read_bytes(), (
             "regenerate: cd libs/edge && python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. "
-            "loupe_edge/proto/edge_agent.proto")
+            "--pyi_out=. loupe_edge/proto/edge_agent.proto")
 
 
 def test_shared_memory_frames_and_masks_and_handles_that_do_not_fit(agent):

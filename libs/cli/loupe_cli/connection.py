@@ -10,7 +10,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import httpx
@@ -23,12 +23,12 @@ DEFAULT_ENDPOINT_URL = "http://127.0.0.1:8080"
 DEFAULT_REGION = "us-east-1"
 ENDPOINT_ENV = "LOUPE_ENDPOINT_URL"
 REGION_ENV = "AWS_DEFAULT_REGION"
-SERVICE_NAME = "lookoutvision"
+SERVICE_NAME: Final = "lookoutvision"
 
 # The documented local development keys (Loupe's README); a development deployment accepts them,
 # production refuses them, so falling back to them is only ever useful against a local Loupe.
 DEV_ACCESS_KEY_ID = "LOUPEDEVACCESSKEY"
-DEV_SECRET_ACCESS_KEY = "loupe-dev-secret-key"
+DEV_SECRET_ACCESS_KEY = "loupe-dev-secret-key"  # noqa: S105 - documented development key (README), refused in production
 
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 UPLOAD_TIMEOUT_SECONDS = 60.0
@@ -62,7 +62,8 @@ class Connection:
     def credentials(self) -> ReadOnlyCredentials:
         # Frozen per call: refreshable credentials (SSO, assumed roles) may rotate mid-import.
         creds = self.session.get_credentials()
-        assert creds is not None  # resolve_connection guarantees credentials exist
+        if creds is None:  # resolve_connection always gives the session credentials
+            raise RuntimeError("the boto3 session has no credentials")
         return creds.get_frozen_credentials()
 
     def signed_get(self, path: str, timeout: float = 30) -> httpx.Response:
@@ -164,7 +165,8 @@ def _failure_from_response(path: Path, response: httpx.Response) -> UploadFailur
         message = detail.get("message") or detail.get("code_message") or response.reason_phrase
         return UploadFailure(path, str(code), str(message))
     except (ValueError, AttributeError):
-        return UploadFailure(path, f"HTTP_{response.status_code}", response.text[:200] or response.reason_phrase)
+        return UploadFailure(path, f"HTTP_{response.status_code}",
+                             response.text[:200] or response.reason_phrase)
 
 
 @dataclass
@@ -177,7 +179,8 @@ class UploadSession:
     _client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self._client = httpx.Client(timeout=UPLOAD_TIMEOUT_SECONDS, transport=self.connection.upload_transport)
+        self._client = httpx.Client(timeout=UPLOAD_TIMEOUT_SECONDS,
+                                    transport=self.connection.upload_transport)
 
     def __enter__(self) -> UploadSession:
         return self
@@ -201,9 +204,10 @@ class UploadSession:
             if attempt:
                 time.sleep(self.retry_delays[attempt - 1])
             # Re-signed per attempt: X-Amz-Date must stay fresh across backoffs.
-            request = sign_upload(self.connection.credentials(), self.connection.region, url, body, content_type)
+            request = sign_upload(self.connection.credentials(), self.connection.region, url, body,
+                                  content_type)
             try:
-                response = self._client.post(request.url, content=body, headers=dict(request.headers.items()))
+                response = self._client.post(url, content=body, headers=dict(request.headers.items()))
             except httpx.TransportError as exc:
                 if attempt + 1 < attempts:
                     continue
@@ -216,7 +220,8 @@ class UploadSession:
                 data = response.json()["data"]
                 return Uploaded(path, str(data["source_ref"]), data)
             except (ValueError, KeyError, TypeError):
-                return UploadFailure(path, "BAD_RESPONSE", f"unexpected upload response: {response.text[:200]}")
+                return UploadFailure(path, "BAD_RESPONSE",
+                                     f"unexpected upload response: {response.text[:200]}")
         raise AssertionError("unreachable")  # the loop always returns on its last attempt
 
 
@@ -224,7 +229,8 @@ class NativeCallError(Exception):
     """A Loupe-native call that failed: the envelope's message, or why Loupe was not reached."""
 
 
-def native_call(conn: Connection, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def native_call(conn: Connection, method: str, path: str,
+                body: dict[str, Any] | None = None) -> dict[str, Any]:
     """One signed Loupe-native call; the envelope's data, or NativeCallError with its message."""
     data = json.dumps(body).encode() if body is not None else b""
     url = conn.endpoint_url + path
@@ -240,5 +246,6 @@ def native_call(conn: Connection, method: str, path: str, body: dict[str, Any] |
     except ValueError:
         raise NativeCallError(f"HTTP {response.status_code} from {url}") from None
     if response.status_code != 200:
-        raise NativeCallError(envelope.get("error_detail", {}).get("message") or f"HTTP {response.status_code}")
+        raise NativeCallError(envelope.get("error_detail", {}).get("message")
+                              or f"HTTP {response.status_code}")
     return envelope.get("data") or {}

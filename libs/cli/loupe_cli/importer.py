@@ -148,12 +148,13 @@ def upload_images(
             if on_result is not None:
                 on_result(outcome)
     report = UploadReport()
-    for image, outcome in zip(images, results, strict=True):
-        if isinstance(outcome, Uploaded):
-            report.uploaded.append((image, outcome))
+    for image, result in zip(images, results, strict=True):
+        if isinstance(result, Uploaded):
+            report.uploaded.append((image, result))
+        elif result is None:  # every future was waited for above
+            raise RuntimeError(f"{image.path}: the upload gave no result")
         else:
-            assert outcome is not None
-            report.failures.append(outcome)
+            report.failures.append(result)
     return report
 
 
@@ -217,7 +218,8 @@ def wait_for_dataset(
         description = describe_dataset(client, project, dataset_type)
         if description is None:
             raise ClientError(
-                {"Error": {"Code": "ResourceNotFoundException", "Message": f"the {dataset_type} dataset disappeared"}},
+                {"Error": {"Code": "ResourceNotFoundException",
+                           "Message": f"the {dataset_type} dataset disappeared"}},
                 "DescribeDataset",
             )
         status = description.get("Status", "")
@@ -260,8 +262,13 @@ def send_batches(
     outcomes: list[BatchOutcome] = []
     if not payloads:
         return outcomes
-    wait = dict(poll_interval=poll_interval, timeout=timeout, on_status=hooks.dataset_status)
-    wait_for_dataset(client, project, dataset_type, busy=BUSY_STATUSES, **wait)
+    on_status = hooks.dataset_status
+
+    def wait(busy: frozenset[str]) -> dict[str, Any]:
+        return wait_for_dataset(client, project, dataset_type, busy=busy, poll_interval=poll_interval,
+                                timeout=timeout, on_status=on_status)
+
+    wait(BUSY_STATUSES)
     for index, payload in enumerate(payloads, 1):
         lines = payload.count(b"\n")
         hooks.batch_started(index, len(payloads), lines, len(payload))
@@ -272,7 +279,7 @@ def send_batches(
             outcomes.append(outcome)
             hooks.batch_finished(outcome)
             break
-        description = wait_for_dataset(client, project, dataset_type, busy=UPDATE_RUNNING, **wait)
+        description = wait(UPDATE_RUNNING)
         outcome = BatchOutcome(
             index, lines, len(payload), description.get("Status", ""), description.get("StatusMessage", "")
         )
@@ -343,7 +350,8 @@ def run_import(
     summary.dataset_created = ensure_dataset(client, project, dataset_type)
     payloads = list(batches(manifest.lines, max_batch_bytes, max_batch_lines))
     summary.batches_total = len(payloads)
-    summary.batches = send_batches(client, project, dataset_type, payloads, poll_interval, wait_timeout, hooks)
+    summary.batches = send_batches(client, project, dataset_type, payloads, poll_interval, wait_timeout,
+                                   hooks)
     summary.entries_sent = sum(b.lines for b in summary.batches)
 
     description = describe_dataset(client, project, dataset_type) or {}

@@ -9,13 +9,14 @@ alone: a folder sent twice has the same ids, and a previous run's late answers m
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -174,19 +175,20 @@ def source_of(envelope: Any) -> Source | None:
 
 
 def outcome_of(envelope: Mapping[str, Any], image_id: str, source: Source) -> Outcome:
-    detail = envelope.get("error_detail") if isinstance(envelope.get("error_detail"), Mapping) else {}
+    raw_detail, raw_data = envelope.get("error_detail"), envelope.get("data")
+    detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, Mapping) else {}
     error_code = envelope.get("error_code")
-    data = envelope.get("data") if isinstance(envelope.get("data"), Mapping) else {}
+    data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
     result = data.get("DetectAnomalyResult")
-    common = dict(image_id=image_id, partition=source[0], offset=source[1],
-                  request_id=str(envelope.get("request_id") or ""))
+    outcome = functools.partial(Outcome, image_id=image_id, partition=source[0], offset=source[1],
+                                request_id=str(envelope.get("request_id") or ""))
     if error_code == 0 and isinstance(result, Mapping) and isinstance(result.get("IsAnomalous"), bool):
-        return Outcome(**common, error_code=0, code="", message="", is_anomalous=result["IsAnomalous"],
+        return outcome(error_code=0, code="", message="", is_anomalous=result["IsAnomalous"],
                        confidence=result.get("Confidence"), anomalies=result.get("Anomalies"))
     if error_code == 0:  # success without a result: count it as an error rather than guess
-        return Outcome(**common, error_code=0, code="MALFORMED_RESULT",
+        return outcome(error_code=0, code="MALFORMED_RESULT",
                        message="the result has no DetectAnomalyResult")
-    return Outcome(**common, error_code=error_code if isinstance(error_code, int) else -1,
+    return outcome(error_code=error_code if isinstance(error_code, int) else -1,
                    code=str(detail.get("code") or "UNKNOWN"), message=str(detail.get("message") or ""))
 
 
@@ -290,16 +292,21 @@ def write_jsonl(path: Path, report: IngestReport) -> None:
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
-class IngestHooks:
-    """Progress callbacks for a UI; all optional. Called from the event loop's thread only."""
+class IngestHooks(Protocol):
+    """Progress callbacks for a UI; all optional (a subclass inherits these no-ops, and any object
+    with these methods will do: main.RichIngestHooks). Called from the event loop's thread only."""
 
-    def images_found(self, scan: FolderScan) -> None: ...
-    def publish_started(self, total: int) -> None: ...
-    def image_done(self, image_id: str, not_sent: NotSent | None, failed: bool) -> None: ...
-    def publish_finished(self) -> None: ...
-    def results_started(self, expected: int) -> None: ...
-    def result_received(self, outcome: Outcome) -> None: ...
-    def results_finished(self) -> None: ...
+    def images_found(self, scan: FolderScan) -> None: return None
+    def publish_started(self, total: int) -> None: return None
+    def image_done(self, image_id: str, not_sent: NotSent | None, failed: bool) -> None: return None
+    def publish_finished(self) -> None: return None
+    def results_started(self, expected: int) -> None: return None
+    def result_received(self, outcome: Outcome) -> None: return None
+    def results_finished(self) -> None: return None
+
+
+class NoIngestHooks(IngestHooks):
+    """Reports nothing: run_ingest's hooks when the caller gives none."""
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
@@ -462,7 +469,7 @@ def run_ingest(
     (the broker or the topics are not there); per-image problems land in the report instead.
     """
     check_target(project, model_version)
-    hooks = hooks or IngestHooks()
+    hooks = hooks or NoIngestHooks()
     settings = settings or resolve_settings()
     scan = find_images(Path(directory))
     if not scan.images:

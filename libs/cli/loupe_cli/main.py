@@ -28,7 +28,8 @@ from rich.text import Text
 
 from .connection import Uploaded, UploadFailure
 from .folders import FolderError, ScanResult
-from .importer import BatchOutcome, DatasetWaitTimeout, ImportHooks, ImportSummary, ProjectNotFound, run_import
+from .importer import (BatchOutcome, DatasetWaitTimeout, ImportHooks, ImportSummary, ProjectNotFound,
+                       run_import)
 
 if TYPE_CHECKING:  # `loupe ingest` imports Kafka and loupe_common only when it runs
     from .ingest import FolderScan, IngestReport, NotSent, Outcome
@@ -84,9 +85,11 @@ class RichHooks(ImportHooks):
         self.task = self.progress.add_task("Uploading", total=total)
 
     def image_uploaded(self, outcome: Uploaded | UploadFailure) -> None:
-        assert self.progress is not None and self.task is not None
+        if self.progress is None or self.task is None:
+            raise RuntimeError("image_uploaded before upload_started")
         if isinstance(outcome, UploadFailure):
-            self.progress.console.print(f"[red]✗[/] {self._name(outcome.path)}: {outcome.code} {outcome.message}")
+            self.progress.console.print(
+                f"[red]✗[/] {self._name(outcome.path)}: {outcome.code} {outcome.message}")
         self.progress.advance(self.task)
 
     def upload_finished(self) -> None:
@@ -182,10 +185,12 @@ def import_dataset(
     ] = False,
     endpoint_url: Annotated[
         str | None,
-        typer.Option("--endpoint-url", help="Loupe endpoint (else env LOUPE_ENDPOINT_URL, else http://127.0.0.1:8080)."),
+        typer.Option("--endpoint-url",
+                     help="Loupe endpoint (else env LOUPE_ENDPOINT_URL, else http://127.0.0.1:8080)."),
     ] = None,
     region: Annotated[
-        str | None, typer.Option("--region", help="Signing region (else env AWS_DEFAULT_REGION, else us-east-1).")
+        str | None,
+        typer.Option("--region", help="Signing region (else env AWS_DEFAULT_REGION, else us-east-1)."),
     ] = None,
 ) -> None:
     """Upload a folder of labelled images and add them to the project's train or test dataset."""
@@ -221,10 +226,14 @@ def train_model(
     project: Annotated[str, typer.Option("--project", "-p", help="Project to train a model version for.")],
     output: Annotated[str | None, typer.Option(help="Where the evaluation goes: s3://bucket/prefix "
                                                "(default s3://loupe-output/<project>/).")] = None,
-    description: Annotated[str | None, typer.Option(help="Description of the version ([0-9A-Za-z._-]).")] = None,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow training and print the metrics.")] = False,
-    endpoint_url: Annotated[str | None, typer.Option(help="Loupe endpoint (default LOUPE_ENDPOINT_URL or http://127.0.0.1:8080).")] = None,
-    region: Annotated[str | None, typer.Option(help="Region (default AWS_DEFAULT_REGION or us-east-1).")] = None,
+    description: Annotated[str | None,
+                           typer.Option(help="Description of the version ([0-9A-Za-z._-]).")] = None,
+    wait: Annotated[bool,
+                    typer.Option("--wait/--no-wait", help="Follow training and print the metrics.")] = False,
+    endpoint_url: Annotated[str | None, typer.Option(help="Loupe endpoint (default LOUPE_ENDPOINT_URL or "
+                                                     "http://127.0.0.1:8080).")] = None,
+    region: Annotated[str | None,
+                      typer.Option(help="Region (default AWS_DEFAULT_REGION or us-east-1).")] = None,
 ) -> None:
     """Start training a new model version (CreateModel); with --wait, show progress and metrics."""
     from .connection import WaitTimeout, resolve_connection
@@ -243,7 +252,8 @@ def train_model(
     try:
         meta = start_training(client, project, output_config, description)
         version = meta["ModelVersion"]
-        console.print(f"Model version [bold]{version}[/] of {project}: {meta['Status']} — {meta.get('StatusMessage', '')}")
+        console.print(f"Model version [bold]{version}[/] of {project}: {meta['Status']} — "
+                      f"{meta.get('StatusMessage', '')}")
         if not wait:
             return
         with console.status("Training…") as status:
@@ -269,11 +279,13 @@ def train_model(
         if summary.get(key) is not None:
             table.add_row(key, f"{summary[key]:.3f}")
     if summary.get("TestImages"):
-        table.add_row("test images (normal / anomaly)", f"{summary['TestImages']['normal']} / {summary['TestImages']['anomaly']}")
+        table.add_row("test images (normal / anomaly)",
+                      f"{summary['TestImages']['normal']} / {summary['TestImages']['anomaly']}")
     console.print(table)
     console.print(desc.get("StatusMessage", ""))
     if summary.get("artifacts"):
-        console.print(f"Report: {connection.endpoint_url}{summary['artifacts']['report.html']}", soft_wrap=True)
+        console.print(f"Report: {connection.endpoint_url}{summary['artifacts']['report.html']}",
+                      soft_wrap=True)
 
 
 @model_app.command("package")
@@ -281,11 +293,14 @@ def package_model(
     project: Annotated[str, typer.Option("--project", "-p", help="Project of the model version.")],
     component: Annotated[str, typer.Option(help="Greengrass component name (ComponentName).")],
     bucket: Annotated[str, typer.Option(help="S3 bucket the job writes the component to.")],
-    version: Annotated[str, typer.Option("--version", "-v", help="Model version (a number, or latest).")] = "latest",
+    version: Annotated[str, typer.Option("--version", "-v",
+                                         help="Model version (a number, or latest).")] = "latest",
     component_version: Annotated[str | None, typer.Option(help="ComponentVersion (default 1.0.0).")] = None,
     prefix: Annotated[str | None, typer.Option(help="Key prefix in the bucket.")] = None,
-    platform: Annotated[str | None, typer.Option(help="OS/ARCH[/ACCELERATOR] (default LINUX/X86_64).")] = None,
-    device: Annotated[str | None, typer.Option(help="TargetDevice instead of --platform (jetson_xavier).")] = None,
+    platform: Annotated[str | None,
+                        typer.Option(help="OS/ARCH[/ACCELERATOR] (default LINUX/X86_64).")] = None,
+    device: Annotated[str | None,
+                      typer.Option(help="TargetDevice instead of --platform (jetson_xavier).")] = None,
     job_name: Annotated[str | None, typer.Option(help="JobName (default: generated).")] = None,
     out: Annotated[Path, typer.Option(help="Where the bundle is unpacked.")] = Path("."),
     endpoint_url: EndpointOption = None,
@@ -314,8 +329,9 @@ def package_model(
         job = start_packaging(client, project, version, greengrass, job_name)
         console.print(f"Packaging job [bold]{job}[/] for {project} model {version} started.")
         with console.status("Packaging…") as status:
-            found = wait_for_job(client, project, job,
-                                 on_status=lambda d: status.update(f"{d['Status']}: {d.get('StatusMessage') or ''}"))
+            found = wait_for_job(
+                client, project, job,
+                on_status=lambda d: status.update(f"{d['Status']}: {d.get('StatusMessage') or ''}"))
         if found["Status"] != "SUCCEEDED":
             console.print(f"[red]{found['Status']}:[/] {found.get('StatusMessage', '')}")
             raise typer.Exit(1)
@@ -353,7 +369,8 @@ class RichIngestHooks:
         self._bar("Publishing", total)
 
     def image_done(self, image_id: str, not_sent: NotSent | None, failed: bool) -> None:
-        assert self.progress is not None and self.task is not None
+        if self.progress is None or self.task is None:
+            raise RuntimeError("image_done before publish_started")
         if not_sent is not None:
             mark = "[red]✗[/]" if failed else "[yellow]skipped[/]"
             self.progress.console.print(f"{mark} {image_id}: {not_sent.reason}")
@@ -365,7 +382,8 @@ class RichIngestHooks:
         self._bar("Results", expected)
 
     def result_received(self, outcome: Outcome) -> None:
-        assert self.progress is not None and self.task is not None
+        if self.progress is None or self.task is None:
+            raise RuntimeError("result_received before results_started")
         self.progress.advance(self.task)
 
     def results_finished(self) -> None:
@@ -475,9 +493,11 @@ def ingest_folder(
     raise typer.Exit(report.exit_code)
 
 
-reviewer_app = typer.Typer(help="Reviewer accounts for the review page (/loupe/review).", no_args_is_help=True)
+reviewer_app = typer.Typer(help="Reviewer accounts for the review page (/loupe/review).",
+                           no_args_is_help=True)
 app.add_typer(reviewer_app, name="reviewer")
-EndpointOption = Annotated[str | None, typer.Option(help="Loupe endpoint (default LOUPE_ENDPOINT_URL or http://127.0.0.1:8080).")]
+EndpointOption = Annotated[str | None, typer.Option(help="Loupe endpoint (default LOUPE_ENDPOINT_URL or "
+                                                    "http://127.0.0.1:8080).")]
 RegionOption = Annotated[str | None, typer.Option(help="Region (default AWS_DEFAULT_REGION or us-east-1).")]
 
 
@@ -542,7 +562,8 @@ class KeyRole(str, Enum):
 @key_app.command("create")
 def create_key(
     role: Annotated[KeyRole, typer.Option(help="admin: everything; read-only: every GET; detect: "
-                                          "DetectAnomalies and image tagging; reviewer-admin: human review.")],
+                                          "DetectAnomalies and image tagging; reviewer-admin: "
+                                          "human review.")],
     description: Annotated[str, typer.Option(help="What the key is for (up to 256 characters).")] = "",
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,

@@ -49,7 +49,8 @@ def batches(
     for line in lines:
         encoded = line.encode("utf-8") + b"\n"
         if len(encoded) > max_bytes:
-            raise ValueError(f"a manifest line of {len(encoded)} bytes exceeds the {max_bytes}-byte batch limit")
+            raise ValueError(f"a manifest line of {len(encoded)} bytes exceeds the {max_bytes}-byte "
+                             "batch limit")
         if current and (size + len(encoded) > max_bytes or len(current) >= max_lines):
             yield b"".join(current)
             current, size = [], 0

@@ -32,12 +32,14 @@ def parse_target(platform: str | None, device: str | None) -> dict:
     parts = (platform or "LINUX/X86_64").upper().split("/")
     if len(parts) not in (2, 3):
         raise ValueError("--platform looks like LINUX/X86_64, LINUX/ARM64 or LINUX/ARM64/NVIDIA")
-    return {"TargetPlatform": dict(zip(("Os", "Arch", "Accelerator"), parts))}
+    # Two parts leave out the accelerator.
+    return {"TargetPlatform": dict(zip(("Os", "Arch", "Accelerator"), parts, strict=False))}
 
 
 def start_packaging(client: Any, project: str, version: str, greengrass: dict, job_name: str | None = None,
                     description: str | None = None) -> str:
-    kwargs: dict[str, Any] = {"ProjectName": project, "ModelVersion": version, "Configuration": {"Greengrass": greengrass}}
+    kwargs: dict[str, Any] = {"ProjectName": project, "ModelVersion": version,
+                              "Configuration": {"Greengrass": greengrass}}
     if job_name:
         kwargs["JobName"] = job_name
     if description:
@@ -48,7 +50,8 @@ def start_packaging(client: Any, project: str, version: str, greengrass: dict, j
 def wait_for_job(client: Any, project: str, job: str, *, on_status: Callable[[dict], None] | None = None,
                  poll_interval: float = 1.0, timeout: float = 3600.0) -> dict:
     return wait_until(
-        lambda: client.describe_model_packaging_job(ProjectName=project, JobName=job)["ModelPackagingDescription"],
+        lambda: client.describe_model_packaging_job(ProjectName=project,
+                                                    JobName=job)["ModelPackagingDescription"],
         FINAL, f"packaging job {job}", on_status=on_status, poll_interval=poll_interval, timeout=timeout)
 
 

@@ -29,10 +29,12 @@ def start_training(client: Any, project: str, output_config: dict, description: 
     return client.create_model(**kwargs)["ModelMetadata"]
 
 
-def wait_for_model(client: Any, project: str, version: str, *, on_status: Callable[[dict], None] | None = None,
+def wait_for_model(client: Any, project: str, version: str, *,
+                   on_status: Callable[[dict], None] | None = None,
                    poll_interval: float = 1.0, timeout: float = 3600.0) -> dict:
-    return wait_until(lambda: client.describe_model(ProjectName=project, ModelVersion=version)["ModelDescription"],
-                      FINAL, f"model {version}", on_status=on_status, poll_interval=poll_interval, timeout=timeout)
+    return wait_until(
+        lambda: client.describe_model(ProjectName=project, ModelVersion=version)["ModelDescription"],
+        FINAL, f"model {version}", on_status=on_status, poll_interval=poll_interval, timeout=timeout)
 
 
 def evaluation(connection: Connection, project: str, version: str) -> dict:

@@ -1,4 +1,5 @@
-"""ARNs in the AWS shape: arn:aws:lookoutvision:<region>:<account>:project/<name> and model/<name>/<version>."""
+"""ARNs in the AWS shape: arn:aws:lookoutvision:<region>:<account>:project/<name> and
+model/<name>/<version>."""
 
 from __future__ import annotations
 

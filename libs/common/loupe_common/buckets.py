@@ -48,7 +48,8 @@ class FileRefs:
             raise FileRefRefused("file:// references must be absolute local paths")
         resolved = Path(path).resolve()
         if not any(resolved.is_relative_to(root) for root in self.roots):
-            raise FileRefRefused(f"{name} is outside the folders file:// references may read (LOUPE_FILE_REF_ROOTS)")
+            raise FileRefRefused(f"{name} is outside the folders file:// references may read "
+                                 "(LOUPE_FILE_REF_ROOTS)")
         return read_file(resolved, max_bytes=max_bytes, name=name)
 
 
@@ -111,7 +112,8 @@ class S3Buckets:
         body = response["Body"]
         if response.get("ContentLength", 0) > max_bytes:
             body.close()
-            raise BucketError(f"s3://{bucket}/{key} is {response['ContentLength']} bytes; the limit is {max_bytes}")
+            raise BucketError(f"s3://{bucket}/{key} is {response['ContentLength']} bytes; "
+                              f"the limit is {max_bytes}")
         data = body.read(max_bytes + 1)
         body.close()
         if len(data) > max_bytes:

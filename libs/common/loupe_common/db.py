@@ -40,7 +40,8 @@ def connect(settings: Settings, database: str | None = None, *, owner: str | Non
         return _DURABLE[path]
     from motor.motor_asyncio import AsyncIOMotorClient
 
-    client = AsyncIOMotorClient(settings.mongo_url.get_secret_value(), tz_aware=True, uuidRepresentation="standard")
+    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(
+        settings.mongo_url.get_secret_value(), tz_aware=True, uuidRepresentation="standard")
     return client[name]
 
 

@@ -31,7 +31,8 @@ from mongomock_motor import AsyncMongoMockClient
 
 log = logging.getLogger("loupe.store")
 
-CODEC = CodecOptions(tz_aware=True, uuid_representation=UuidRepresentation.STANDARD)
+CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True,
+                                                   uuid_representation=UuidRepresentation.STANDARD)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     db TEXT NOT NULL, collection TEXT NOT NULL, id BLOB NOT NULL, doc BLOB NOT NULL,
@@ -231,12 +232,14 @@ class DurableDatabase:
 def open_durable(path: Path, database: str) -> DurableDatabase:
     """The store kept in `path`: every collection of every database in the file is loaded back."""
     journal = Journal(path)
-    client = AsyncMongoMockClient(tz_aware=True)
+    client: AsyncMongoMockClient[dict[str, Any]] = AsyncMongoMockClient(tz_aware=True)
     loaded: dict[tuple[str, str], list[dict]] = {}
     for db, collection, doc in journal.documents():
         loaded.setdefault((db, collection), []).append(doc)
     for (db, collection), docs in loaded.items():
-        client[db].get_collection(collection)._AsyncMongoMockCollection__collection.insert_many(docs)
+        # mongomock's own synchronous collection under the async wrapper (its stubs type only the wrapper).
+        inner: Any = client[db].get_collection(collection)._AsyncMongoMockCollection__collection
+        inner.insert_many(docs)
     if loaded:
         log.info("embedded store %s: %d documents in %d collections loaded", path,
                  sum(map(len, loaded.values())), len(loaded))

@@ -51,8 +51,9 @@ class ServiceError(BaseModel):
     resource_type: ResourceType | None = None
     quota_code: str | None = None
     service_code: str = "lookoutvision"
-    ailab_code: str | None = Field(None, description="What this failure is called on a Loupe-native route, when "
-                                   "it is more precise than AILAB_FOR_AWS[code] (an image too large, too small, ...)")
+    ailab_code: str | None = Field(None, description="What this failure is called on a Loupe-native route, "
+                                   "when it is more precise than AILAB_FOR_AWS[code] (an image too large, "
+                                   "too small, ...)")
 
 
 class LoupeError(Exception):

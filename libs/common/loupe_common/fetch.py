@@ -26,7 +26,7 @@ async def _checked_address(host: str, allow_private: bool) -> str:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
         raise FetchFailed(f"cannot resolve host {host!r}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not allow_private:
         for address in addresses:
             if not address.is_global:
@@ -49,8 +49,10 @@ async def fetch_url(url: str, *, allow_private: bool, max_bytes: int, timeout: f
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
     headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
     try:
-        async with asyncio.timeout(timeout), httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            async with client.stream("GET", pinned, headers=headers, extensions={"sni_hostname": host}) as response:
+        async with (asyncio.timeout(timeout),
+                    httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client):
+            async with client.stream("GET", pinned, headers=headers,
+                                     extensions={"sni_hostname": host}) as response:
                 if response.status_code != 200:
                     raise FetchFailed(f"GET {url[:200]} answered HTTP {response.status_code}")
                 declared = response.headers.get("content-length")

@@ -98,7 +98,8 @@ AndNode.model_rebuild()
 OrNode.model_rebuild()
 
 
-MAX_CONDITION_DEPTH = 5  # And/Or levels; checked before the recursive validation that a deep tree would exhaust
+# And/Or levels; checked before the recursive validation that a deep tree would exhaust
+MAX_CONDITION_DEPTH = 5
 
 
 class ActivationConditions(BaseModel):
@@ -164,6 +165,10 @@ def activation_reasons(conditions: ActivationConditions, prediction: Prediction)
 # --- flow definitions ---------------------------------------------------------------------------
 
 
+def _default_categories() -> dict[Literal["normal", "anomaly"], str]:
+    return {"normal": "normal", "anomaly": "anomaly"}
+
+
 class LoopConfig(BaseModel):
     TaskTitle: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     TaskDescription: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = Field(
@@ -175,11 +180,12 @@ class LoopConfig(BaseModel):
     DefectBrush: bool = Field(False, description="Reviewers may paint the defect region")
     AnswerFormat: Literal["loupe", "crowd-image-classifier", "crowd-semantic-segmentation"] = Field(
         "loupe", description="The shape of output.json's humanAnswers[].answerContent: Loupe's own "
-        "({\"anomaly\": {\"label\", \"maskS3Uri\"}}), or that of the AWS standard worker task template this flow "
-        "imitates, so code written for A2I reads the answers unchanged (Loupe's own shape is then beside it, "
-        "as loupeAnswerContent)")
-    Categories: dict[Literal["normal", "anomaly"], Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
-        default_factory=lambda: {"normal": "normal", "anomaly": "anomaly"},
+        "({\"anomaly\": {\"label\", \"maskS3Uri\"}}), or that of the AWS standard worker task template "
+        "this flow imitates, so code written for A2I reads the answers unchanged (Loupe's own shape is "
+        "then beside it, as loupeAnswerContent)")
+    Categories: dict[Literal["normal", "anomaly"],
+                     Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        default_factory=_default_categories,
         description="crowd-image-classifier: the category name each answer is written as; "
         "crowd-semantic-segmentation: the anomaly's label name")
 
@@ -404,7 +410,8 @@ HumanLoopCommand = Annotated[
     StartHumanLoop | DescribeHumanLoop | ListHumanLoops | StopHumanLoop | DeleteHumanLoop
     | GetHumanLoopOutput | CreateFlowDefinition | DescribeFlowDefinition | ListFlowDefinitions
     | DeleteFlowDefinition | ReviewedImages | CreateReviewer | ListReviewers | DeleteReviewer
-    | CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey | SignIn | WhoAmI | SignOut | ReviewQueue | ClaimTask | TaskFile | AnswerTask | SkipTask,
+    | CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey | SignIn | WhoAmI | SignOut
+    | ReviewQueue | ClaimTask | TaskFile | AnswerTask | SkipTask,
     Field(discriminator="operation"),
 ]
 

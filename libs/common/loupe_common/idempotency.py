@@ -83,7 +83,7 @@ async def once(
 ) -> Reply:
     """Run `work` unless this client token already produced a reply (then run `on_replay`, e.g.
     to drop what the retry brought along); remember the new reply."""
-    operation = getattr(command, "operation")
+    operation = getattr(command, "operation")  # noqa: B009 - declared by each Command subclass, not the base
     stored = await recall(db, operation=operation, token=command.client_token, params=params,
                           resource_type=resource_type)
     if stored is not None:

@@ -41,7 +41,8 @@ class IngestRejected(Exception):
     """The record cannot be scored; the result carries this AILabTools code and message."""
 
     def __init__(self, code: str, message: str) -> None:
-        assert code in AILAB_CODES, code
+        if code not in AILAB_CODES:  # a programming error: the catalogue lists every code sent
+            raise AssertionError(f"not an AILabTools code: {code!r}")
         super().__init__(message)
         self.code = code
         self.message = message
@@ -109,7 +110,8 @@ def parse(value: bytes | None, headers: dict[str, bytes]) -> IngestImage:
         ref = fields.get("image_ref")
         encoded = fields.get("image")
         if (ref is None) == (encoded is None):
-            raise IngestRejected("MISSING_PARAMETERS", "The envelope needs exactly one of image (base64) and image_ref")
+            raise IngestRejected("MISSING_PARAMETERS",
+                                 "The envelope needs exactly one of image (base64) and image_ref")
         if encoded is not None:
             try:
                 data = base64.b64decode(str(encoded), validate=True)
@@ -125,12 +127,15 @@ def parse(value: bytes | None, headers: dict[str, bytes]) -> IngestImage:
         raise IngestRejected("MISSING_PARAMETERS", "project and model_version are required")
     project, version = str(project), str(version)
     if not _PROJECT.match(project):
-        raise IngestRejected("ERROR_INVALID_PARAMETER", f"project '{project[:64]}' is not a valid project name")
+        raise IngestRejected("ERROR_INVALID_PARAMETER",
+                             f"project '{project[:64]}' is not a valid project name")
     if not _VERSION.match(version):
-        raise IngestRejected("ERROR_INVALID_PARAMETER", f"model_version '{version[:16]}' must be a version number")
+        raise IngestRejected("ERROR_INVALID_PARAMETER",
+                             f"model_version '{version[:16]}' must be a version number")
     declared = fields.get("content_type")
     if declared is not None and str(declared).lower() not in IMAGE_TYPES:
-        raise IngestRejected("UNSUPPORTED_FILE_TYPES", f"content type '{declared}' is not image/png or image/jpeg")
+        raise IngestRejected("UNSUPPORTED_FILE_TYPES",
+                             f"content type '{declared}' is not image/png or image/jpeg")
     image_id = fields.get("image_id")
     return IngestImage(project, version, None if image_id is None else str(image_id)[:MAX_IMAGE_ID],
                        None if declared is None else str(declared).lower(), data, ref)

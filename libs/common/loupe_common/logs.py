@@ -35,5 +35,6 @@ _SERVICE = ["loupe"]
 def log_request(**fields: Any) -> None:
     """One JSON line: time, service, then the caller's fields (request_id first by convention)."""
     if REQUESTS.isEnabledFor(logging.INFO):
-        line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "service": _SERVICE[0], **fields}
+        line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "service": _SERVICE[0],
+                **fields}
         REQUESTS.info(json.dumps(line, separators=(",", ":"), default=str))

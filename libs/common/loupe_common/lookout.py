@@ -30,7 +30,8 @@ S3BucketName = Annotated[
 ]
 S3ObjectKey = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=1024, pattern=r"^([a-zA-Z0-9!_.*'()-][/a-zA-Z0-9!_.*'()-]*)?$"),
+    StringConstraints(min_length=1, max_length=1024,
+                      pattern=r"^([a-zA-Z0-9!_.*'()-][/a-zA-Z0-9!_.*'()-]*)?$"),
 ]
 S3KeyPrefix = Annotated[
     str,

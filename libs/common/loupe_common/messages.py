@@ -40,7 +40,8 @@ class Reply(BaseModel):
 
     def unwrap(self) -> dict[str, Any]:
         if not self.ok:
-            assert self.error is not None
+            if self.error is None:
+                raise LoupeError(ErrorCode.INTERNAL, "The service answered a failure without an error")
             raise LoupeError.from_service_error(self.error)
         return self.result or {}
 

@@ -15,13 +15,14 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 log = logging.getLogger("loupe.requeue")
 REQUEUE_AFTER_SECONDS = 60.0
 SWEEP_SECONDS = 15.0
+Job = TypeVar("Job", bound=BaseModel)
 
 
 class RunningJobs:
@@ -42,8 +43,8 @@ class RunningJobs:
 async def requeue_stale(
     collection: Any,
     busy: dict,
-    rebuild: Callable[[dict], BaseModel | None],
-    publish: Callable[[BaseModel], Awaitable[None]],
+    rebuild: Callable[[dict], Job | None],
+    publish: Callable[[Job], Awaitable[None]],
     running: RunningJobs,
     *,
     after: float = REQUEUE_AFTER_SECONDS,
@@ -61,7 +62,8 @@ async def requeue_stale(
         if job is None:
             continue
         await publish(job)
-        await collection.update_one({"_id": doc["_id"], "job_id": doc.get("job_id")}, {"$set": {"queued_at": now}})
+        await collection.update_one({"_id": doc["_id"], "job_id": doc.get("job_id")},
+                                    {"$set": {"queued_at": now}})
         log.warning("%s has been %s since %s with no run in progress: its job is queued again",
                     doc["_id"], doc.get("status"), queued)
         requeued.append(doc["_id"])

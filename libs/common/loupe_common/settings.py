@@ -14,8 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Documented development credentials (README). Refused outside development.
 DEV_ACCESS_KEY_ID = "LOUPEDEVACCESSKEY"
-DEV_SECRET_ACCESS_KEY = "loupe-dev-secret-key"
-DEV_IAM_PASSWORD = "loupe-dev-password"
+DEV_SECRET_ACCESS_KEY = "loupe-dev-secret-key"  # noqa: S105 - documented development key (README), refused in production
+DEV_IAM_PASSWORD = "loupe-dev-password"  # noqa: S105 - documented development key (README), refused in production
 
 
 def _default_instance_id() -> str:
@@ -89,9 +89,10 @@ class Settings(BaseSettings):
     # Identity of the emulated AWS account
     region: str = Field("us-east-1", description="The region in every ARN Loupe issues; set it to the region "
                         "your code used on AWS so stored ARNs read the same")
-    signing_regions: str = Field("", description="Regions whose SigV4 signatures are accepted besides LOUPE_REGION, "
-                                 "comma-separated, or * for any (clients keep their region setting and change "
-                                 "only the endpoint URL); ARNs of these regions are read as LOUPE_REGION's")
+    signing_regions: str = Field("", description="Regions whose SigV4 signatures are accepted besides "
+                                 "LOUPE_REGION, comma-separated, or * for any (clients keep their region "
+                                 "setting and change only the endpoint URL); ARNs of these regions are read "
+                                 "as LOUPE_REGION's")
     account_id: str = Field("123456789012", pattern=r"^\d{12}$")
     access_key_id: str = DEV_ACCESS_KEY_ID
     secret_access_key: SecretStr = SecretStr(DEV_SECRET_ACCESS_KEY)
@@ -119,9 +120,11 @@ class Settings(BaseSettings):
     inference_threads: int = Field(0, ge=0, description="onnxruntime threads per worker; 0 = all cores")
     heartbeat_seconds: float = Field(1.0, gt=0)
     worker_timeout_seconds: float = Field(5.0, gt=0, description="A worker silent this long is dead")
-    autoscale_up_cooldown_seconds: float = Field(5.0, ge=0, description="Least time between two unit additions")
+    autoscale_up_cooldown_seconds: float = Field(5.0, ge=0,
+                                                 description="Least time between two unit additions")
     autoscale_down_after_seconds: float = Field(
-        60.0, ge=0, description="How long units must stay idle before one is removed (never below MinInferenceUnits)")
+        60.0, ge=0,
+        description="How long units must stay idle before one is removed (never below MinInferenceUnits)")
     max_inference_units: int = Field(
         0, ge=0, description="Largest MinInferenceUnits/MaxInferenceUnits; 0 = topic_partitions"
     )
@@ -130,22 +133,28 @@ class Settings(BaseSettings):
         1000, ge=1, description="Active (InProgress/Stopping) human loops per flow definition; more is "
         "ServiceQuotaExceededException. A flow definition's MaxActiveHumanLoops can only lower it.",
     )
-    human_loop_bucket: str = Field("loupe-human-loops", description="Default OutputConfig.S3OutputPath bucket")
+    human_loop_bucket: str = Field("loupe-human-loops",
+                                   description="Default OutputConfig.S3OutputPath bucket")
     review_session_hours: float = Field(12.0, gt=0, description="How long a reviewer stays signed in")
     secure_cookies: bool = Field(False, description="Mark the console's and reviewer page's cookies Secure "
                                  "always (otherwise: when the request came over HTTPS, or a proxy says so)")
-    console_session_hours: float = Field(8.0, gt=0, le=24 * 7, description="How long a console sign-in lasts "
-                                         "(the session cannot be revoked before; changing the secret ends them all)")
-    activation_table_seconds: float = Field(2.0, gt=0, description="How often the activation table is re-sent")
+    console_session_hours: float = Field(8.0, gt=0, le=24 * 7, description="How long a console sign-in "
+                                         "lasts (the session cannot be revoked before; changing the secret "
+                                         "ends them all)")
+    activation_table_seconds: float = Field(2.0, gt=0,
+                                            description="How often the activation table is re-sent")
 
     # Image tagging (Huawei Image Recognition): the IAM-style user that gets tokens, and limits
     iam_user_name: str = "loupe"
     iam_password: SecretStr = SecretStr(DEV_IAM_PASSWORD)
-    iam_domain_name: str = Field("loupe", description="The account (domain) name token requests must name")
-    iam_project_name: str = Field("cn-north-4", min_length=1, description="The account's one IAM project (named "
-                                  "after its region, as Huawei Cloud names them): what GET /v3/projects?name= finds")
+    iam_domain_name: str = Field("loupe",
+                                 description="The account (domain) name token requests must name")
+    iam_project_name: str = Field("cn-north-4", min_length=1, description="The account's one IAM project "
+                                  "(named after its region, as Huawei Cloud names them): what "
+                                  "GET /v3/projects?name= finds")
     iam_project_id: str = Field("0a1b2c3d4e5f60718293a4b5c6d7e8f9", pattern=r"^[0-9a-zA-Z-]{1,64}$",
-                                description="That project's id (SDK clients built without a project id look it up)")
+                                description="That project's id (SDK clients built without a project id "
+                                "look it up)")
     tagging_enabled: bool = Field(True, description="This inference worker serves image tagging (loads the "
                                   "classifier and detector: about 130 MB more per worker)")
     tagging_rate_per_second: float = Field(20.0, gt=0, description="Tagging requests per second per caller "

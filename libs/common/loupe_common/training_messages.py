@@ -11,9 +11,11 @@ from .lookout import S3BucketName, S3KeyPrefix
 from .messages import Command
 
 ModelVersion = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,9}$")]
-ModelDescriptionText = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[0-9A-Za-z._\-]*$")]
+ModelDescriptionText = Annotated[str, StringConstraints(min_length=1, max_length=500,
+                                                       pattern=r"^[0-9A-Za-z._\-]*$")]
 KmsKeyId = Annotated[
-    str, StringConstraints(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$")
+    str,
+    StringConstraints(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9][A-Za-z0-9:_/+=,@.-]{0,2048}$"),
 ]
 
 
@@ -118,12 +120,14 @@ class HostingVersion(BaseModel):
 # --- model packaging (edge bundles as Greengrass components) ----------------------------------
 
 PackagingJobName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9-]+$")]
-PackagingText = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9-_. ()':,;?]+$")]
+PackagingText = Annotated[str, StringConstraints(min_length=1, max_length=256,
+                                                pattern=r"^[a-zA-Z0-9-_. ()':,;?]+$")]
 ComponentName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9-_.]+$")]
 ComponentVersion = Annotated[str, StringConstraints(min_length=1, max_length=64,
                                                     pattern=r"^([0-9]{1,6})\.([0-9]{1,6})\.([0-9]{1,6})$")]
 NVIDIA_COMPILER_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")  # what an NVIDIA target must name
-PACKAGING_CREATED, PACKAGING_RUNNING, PACKAGING_SUCCEEDED, PACKAGING_FAILED = "CREATED", "RUNNING", "SUCCEEDED", "FAILED"
+PACKAGING_CREATED, PACKAGING_RUNNING = "CREATED", "RUNNING"
+PACKAGING_SUCCEEDED, PACKAGING_FAILED = "SUCCEEDED", "FAILED"
 
 
 class TargetPlatform(Shape):
@@ -185,7 +189,8 @@ class ListModelPackagingJobs(Command):
 
 def packaging_output(greengrass: dict) -> tuple[str, str, str]:
     """(bucket, bundle key, recipe key) a packaging job writes for its Greengrass configuration:
-    `<Prefix><ComponentName>/<ComponentVersion>/<ComponentName>-<ComponentVersion>.zip` and recipe.json beside it."""
+    `<Prefix><ComponentName>/<ComponentVersion>/<ComponentName>-<ComponentVersion>.zip` and recipe.json
+    beside it."""
     location = greengrass["S3OutputLocation"]
     name, version = greengrass["ComponentName"], greengrass["ComponentVersion"]
     folder = f"{location.get('Prefix', '')}{name}/{version}/"

@@ -23,8 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"loupe-edge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="serve bundles over the Edge Agent gRPC contract")
-    run.add_argument("--models", type=Path, required=True, help="a bundle (folder or .zip) or a folder of them")
-    run.add_argument("--socket", default=EDGE_AGENT_SOCKET, help=f"Unix socket path (default {EDGE_AGENT_SOCKET})")
+    run.add_argument("--models", type=Path, required=True,
+                     help="a bundle (folder or .zip) or a folder of them")
+    run.add_argument("--socket", default=EDGE_AGENT_SOCKET,
+                     help=f"Unix socket path (default {EDGE_AGENT_SOCKET})")
     run.add_argument("--address", help="listen on host:port instead of the Unix socket")
     run.add_argument("--start", action="append", default=[], metavar="COMPONENT",
                      help="start this model at once (repeatable; `all` for every model)")
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1)),
                      help="onnxruntime threads per frame (default: the CPU count)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
     return serve(args)
 
 

@@ -24,7 +24,7 @@ from .pixels import resize_float, resize_rgb
 BUNDLE_FORMAT = "loupe-edge-bundle/1"
 MODEL_FORMAT = "loupe-patchcore-v2"
 # Where AWS's Edge Agent clients connect by default (the system temporary directory).
-EDGE_AGENT_SOCKET = "/tmp/aws.iot.lookoutvision.EdgeAgent.sock"
+EDGE_AGENT_SOCKET = "/tmp/aws.iot.lookoutvision.EdgeAgent.sock"  # noqa: S108 - AWS's contract, not a temp file
 
 
 class BundleError(Exception):
@@ -45,15 +45,18 @@ class Bundle:
         """A bundle folder or zip, every file checked against the manifest's SHA-256."""
         try:
             if source.is_dir():
-                files = {p.relative_to(source).as_posix(): p.read_bytes() for p in source.rglob("*") if p.is_file()}
+                files = {p.relative_to(source).as_posix(): p.read_bytes()
+                         for p in source.rglob("*") if p.is_file()}
             else:
                 with zipfile.ZipFile(source) as archive:
-                    files = {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
+                    files = {name: archive.read(name)
+                             for name in archive.namelist() if not name.endswith("/")}
             manifest = json.loads(files["manifest.json"])
         except (OSError, zipfile.BadZipFile, KeyError, ValueError) as error:
             raise BundleError(f"{source}: not a readable bundle ({error})") from None
         if manifest.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"{source}: bundle format {manifest.get('format')!r}, this runtime reads {BUNDLE_FORMAT}")
+            raise BundleError(f"{source}: bundle format {manifest.get('format')!r}, "
+                              f"this runtime reads {BUNDLE_FORMAT}")
         for path, facts in manifest.get("files", {}).items():
             if path not in files:
                 raise BundleError(f"{source}: {path} is missing")
@@ -107,10 +110,12 @@ class EdgeModel:
         self.top_k = int(sidecar["scoring"]["top_k"])
         self.subtract_background = bool(sidecar["scoring"]["subtract_background"])
         self.kind = sidecar.get("kind", "segmentation")
-        listed = [(c["name"], c["color"]) for c in sidecar.get("classes") or [dict(zip(("name", "color"), rules.GENERIC))]]
+        listed = [(c["name"], c["color"]) for c in sidecar.get("classes")
+                  or [dict(zip(("name", "color"), rules.GENERIC, strict=True))]]
         self.classes = listed if self.kind == "segmentation" else [rules.GENERIC]
         self.grid = tuple(sidecar.get("stats", {}).get("grid", ())) or None
-        self.outputs = [o.name for o in self.session.get_outputs() if o.name in ("anomaly_map", "class_scores")]
+        self.outputs = [o.name for o in self.session.get_outputs()
+                        if o.name in ("anomaly_map", "class_scores")]
 
     @property
     def colors(self) -> tuple[str, ...]:
@@ -120,25 +125,29 @@ class EdgeModel:
         """Score a (height, width, 3) uint8 RGB frame as the hosted model scores the same image."""
         height, width = rgb.shape[:2]
         place = rules.Placement.of(width, height, self.size)
-        resized = rgb if (place.width, place.height) == (width, height) else resize_rgb(rgb, (place.width, place.height))
+        resized = (rgb if (place.width, place.height) == (width, height)
+                   else resize_rgb(rgb, (place.width, place.height)))
         pixels = rules.canvas(resized, self.size, place)
-        outputs = dict(zip(self.outputs, self.session.run(self.outputs, {"pixels": pixels[None]}), strict=True))
+        outputs = dict(zip(self.outputs, self.session.run(self.outputs, {"pixels": pixels[None]}),
+                           strict=True))
         region = place.crop(outputs["anomaly_map"][0, 0])
         score = rules.image_score(region, self.top_k, self.subtract_background)
         confidence = float(rules.confidence(score, self.threshold, self.temperature))
         flagged = score >= self.threshold
         if not flagged:
-            return EdgeDetection(score, self.threshold, False, confidence, None, [(*rules.BACKGROUND, 1.0)], self.kind)
+            return EdgeDetection(score, self.threshold, False, confidence, None, [(*rules.BACKGROUND, 1.0)],
+                                 self.kind)
         heat = resize_float(region, (width, height))
         mask = rules.anomaly_mask(region, self.pixel_threshold, (width, height), heat)
         scores = None
         if "class_scores" in outputs and self.kind == "segmentation" and self.grid:
-            scores = rules.class_scores_on_image(outputs["class_scores"], self.grid, place, self.size, (width, height))
+            scores = rules.class_scores_on_image(outputs["class_scores"], self.grid, place, self.size,
+                                                 (width, height))
         classes = rules.classify_regions(mask, scores, heat)
         shares = np.bincount(classes[mask], minlength=len(self.classes)) / mask.size
         anomalies = [(*rules.BACKGROUND, 1.0 - float(mask.mean()))]
-        anomalies += [(name, color, float(share)) for (name, color), share in zip(self.classes, shares, strict=True)
-                      if share > 0]
+        anomalies += [(name, color, float(share))
+                      for (name, color), share in zip(self.classes, shares, strict=True) if share > 0]
         return EdgeDetection(score, self.threshold, True, confidence, classes, anomalies, self.kind)
 
 

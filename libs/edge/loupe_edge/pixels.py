@@ -140,6 +140,7 @@ def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
     unique_roots, number = np.unique(roots, return_inverse=True)  # roots are each region's first run
     labels = np.zeros((height, width), np.int32)
     lengths = ends - starts
-    flat = np.repeat(rows * width + starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+    flat = (np.repeat(rows * width + starts - (np.cumsum(lengths) - lengths), lengths)
+            + np.arange(lengths.sum()))
     labels.flat[flat] = np.repeat(number + 1, lengths)
     return labels, len(unique_roots)

@@ -89,14 +89,16 @@ def mask_level(region: np.ndarray, pixel_threshold: float) -> float:
     return min(pixel_threshold, median + RELATIVE_MASK_LEVEL * (peak - median))
 
 
-def anomaly_mask(region: np.ndarray, pixel_threshold: float, size: tuple[int, int], on_image: np.ndarray) -> np.ndarray:
+def anomaly_mask(region: np.ndarray, pixel_threshold: float, size: tuple[int, int],
+                 on_image: np.ndarray) -> np.ndarray:
     """A flagged image's (height, width) bool mask at the image's own `size` (width, height), from
     the map region resized to it (`on_image`), so the mask follows the map's contours rather than
     blocky canvas pixels; never empty (a one-pixel peak lost in resizing keeps its place)."""
     full = on_image >= mask_level(region, pixel_threshold)
     if not full.any():
         y, x = np.unravel_index(int(region.argmax()), region.shape)
-        full[min(int(y * size[1] / region.shape[0]), size[1] - 1), min(int(x * size[0] / region.shape[1]), size[0] - 1)] = True
+        full[min(int(y * size[1] / region.shape[0]), size[1] - 1),
+             min(int(x * size[0] / region.shape[1]), size[0] - 1)] = True
     return full
 
 
@@ -128,7 +130,8 @@ def classify_regions(mask: np.ndarray, scores: np.ndarray | None, heat: np.ndarr
         return classes
     flagged = np.flatnonzero(labels)
     order = np.argsort(labels.flat[flagged], kind="stable")  # each region's pixels in raster order
-    regions = np.split(flagged[order], np.cumsum(np.bincount(labels.flat[flagged], minlength=count + 1)[1:-1]))
+    regions = np.split(flagged[order],
+                       np.cumsum(np.bincount(labels.flat[flagged], minlength=count + 1)[1:-1]))
     flat_scores = scores.reshape(-1, scores.shape[-1])
     for where in regions:
         values = flat_scores[where]

@@ -31,7 +31,7 @@ log = logging.getLogger("loupe_edge")
 
 MIN_SIDE, MAX_SIDE = 64, 4096  # the contract's bitmap limits
 MAX_MESSAGE = MAX_SIDE * MAX_SIDE * 3 + (1 << 20)  # a largest frame by bytes, with room for the rest
-SHM_DIR = Path("/dev/shm")  # where Linux keeps shm_open segments
+SHM_DIR = Path("/dev/shm")  # noqa: S108 - where Linux keeps shm_open segments (clients name them)
 
 
 class Refused(Exception):
@@ -43,7 +43,7 @@ class Refused(Exception):
 @dataclass
 class Slot:
     bundle: Bundle
-    status: int = pb.STOPPED
+    status: pb.ModelStatus = pb.STOPPED
     message: str = "The model is stopped. Start it with StartModel."
     model: EdgeModel | None = None
 
@@ -79,7 +79,8 @@ def available_memory() -> int | None:
 
 
 class EdgeAgent(pb_grpc.EdgeAgentServicer):
-    def __init__(self, bundles: dict[str, Bundle], *, workers: int = 1, queue: int = 2, threads: int = 1) -> None:
+    def __init__(self, bundles: dict[str, Bundle], *, workers: int = 1, queue: int = 2,
+                 threads: int = 1) -> None:
         self.slots = {name: Slot(bundle) for name, bundle in bundles.items()}
         self.lock = threading.Lock()
         self.threads = threads
@@ -96,12 +97,13 @@ class EdgeAgent(pb_grpc.EdgeAgentServicer):
             raise Refused(grpc.StatusCode.NOT_FOUND, f"no model component named {name!r} is installed")
         return slot
 
-    def start(self, name: str) -> int:
+    def start(self, name: str) -> pb.ModelStatus:
         with self.lock:
             slot = self._slot(name)
             if slot.status not in (pb.STOPPED, pb.FAILED):
                 raise Refused(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"{name} is {pb.ModelStatus.Name(slot.status)}; only a STOPPED or FAILED model starts")
+                              f"{name} is {pb.ModelStatus.Name(slot.status)}; "
+                              "only a STOPPED or FAILED model starts")
             free = available_memory()
             needed = 4 * slot.bundle.onnx_bytes + (64 << 20)  # the graph, its arena and a frame's buffers
             if free is not None and free < needed:
@@ -123,7 +125,7 @@ class EdgeAgent(pb_grpc.EdgeAgentServicer):
             if slot.status == pb.STARTING:
                 slot.model, slot.status, slot.message = model, pb.RUNNING, "The model is running."
 
-    def stop(self, name: str) -> int:
+    def stop(self, name: str) -> pb.ModelStatus:
         with self.lock:
             slot = self._slot(name)
             if slot.status != pb.RUNNING:
@@ -152,12 +154,14 @@ class EdgeAgent(pb_grpc.EdgeAgentServicer):
         frame = read_bitmap(request.bitmap)
         height, width = frame.shape[:2]
         mask_handle = request.anomaly_mask_params.shared_memory_handle if (
-            request.HasField("anomaly_mask_params") and request.anomaly_mask_params.HasField("shared_memory_handle")) else None
+            request.HasField("anomaly_mask_params")
+            and request.anomaly_mask_params.HasField("shared_memory_handle")) else None
         if mask_handle is not None:
             check_handle(mask_handle, width * height * 3, "anomaly_mask_params.shared_memory_handle")
         if not self.admitted.acquire(blocking=False):
             raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          "the runtime is scoring and queueing as many frames as it can; send this frame again later")
+                          "the runtime is scoring and queueing as many frames as it can; "
+                          "send this frame again later")
         try:
             with self.scoring:
                 detection = model.detect(frame)
@@ -166,11 +170,13 @@ class EdgeAgent(pb_grpc.EdgeAgentServicer):
         result = pb.DetectAnomalyResult(is_anomalous=detection.is_anomalous, confidence=detection.confidence)
         if detection.kind == "segmentation":  # as in Lookout: classification models answer without a mask
             for name, color, share in detection.anomalies:
-                result.anomalies.add(name=name, pixel_anomaly=pb.PixelAnomaly(total_percentage_area=share, hex_color=color))
+                result.anomalies.add(name=name, pixel_anomaly=pb.PixelAnomaly(total_percentage_area=share,
+                                                                              hex_color=color))
             mask = detection.mask_rgb(model.colors, height, width)
             if mask_handle is not None:
                 write_segment(mask_handle, mask)
-                result.anomaly_mask.CopyFrom(pb.Bitmap(width=width, height=height, shared_memory_handle=mask_handle))
+                result.anomaly_mask.CopyFrom(pb.Bitmap(width=width, height=height,
+                                                       shared_memory_handle=mask_handle))
             else:
                 result.anomaly_mask.CopyFrom(pb.Bitmap(width=width, height=height, byte_data=mask.tobytes()))
         return pb.DetectAnomaliesResponse(detect_anomaly_result=result)
@@ -187,7 +193,8 @@ class EdgeAgent(pb_grpc.EdgeAgentServicer):
         return _answer(context, lambda: pb.StopModelResponse(status=self.stop(request.model_component)))
 
     def DescribeModel(self, request, context):  # noqa: N802
-        return _answer(context, lambda: pb.DescribeModelResponse(model_description=self.describe(request.model_component)))
+        return _answer(context, lambda: pb.DescribeModelResponse(
+            model_description=self.describe(request.model_component)))
 
     def ListModels(self, request, context):  # noqa: N802
         def listing() -> pb.ListModelsResponse:
@@ -232,7 +239,8 @@ def read_bitmap(bitmap: pb.Bitmap) -> np.ndarray:
 def _segment_path(handle: pb.SharedMemoryHandle, what: str) -> Path:
     name = handle.name[1:] if handle.name.startswith("/") else handle.name  # shm_open names start with one /
     if not name or "/" in name or name in (".", ".."):
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{what}.name {handle.name!r} is not a shared-memory segment name")
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"{what}.name {handle.name!r} is not a shared-memory segment name")
     return SHM_DIR / name
 
 
@@ -240,15 +248,18 @@ def _open_segment(handle: pb.SharedMemoryHandle, expected: int, what: str, flags
     """A descriptor of the caller's segment, once the handle fits in it (symlinks are not followed)."""
     path = _segment_path(handle, what)
     if handle.size < expected:
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{what}.size is {handle.size}; the bitmap needs {expected} bytes")
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"{what}.size is {handle.size}; the bitmap needs {expected} bytes")
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW)
     except OSError:
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{what}: no shared-memory segment {handle.name!r}") from None
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"{what}: no shared-memory segment {handle.name!r}") from None
     segment = os.fstat(fd).st_size
     if handle.offset + handle.size > segment:
         os.close(fd)
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{what}: offset {handle.offset} + size {handle.size} "
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"{what}: offset {handle.offset} + size {handle.size} "
                       f"runs past the end of the {segment}-byte segment {handle.name!r}")
     return fd
 
@@ -281,7 +292,8 @@ def serve(agent: EdgeAgent, address: str, *, workers: int, queue: int) -> grpc.S
     """A started gRPC server for `agent` on `address` (unix:///path or host:port)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers + queue + 4, thread_name_prefix="edge-rpc"),
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                 ("grpc.max_send_message_length", MAX_MESSAGE)],
         # Past this many RPCs in progress, gRPC itself answers RESOURCE_EXHAUSTED.
         maximum_concurrent_rpcs=workers + queue + 16,
     )

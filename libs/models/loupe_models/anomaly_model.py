@@ -11,7 +11,7 @@ can move it per request.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from PIL import Image
@@ -22,7 +22,7 @@ from loupe_edge import rules
 
 from .preprocess import RESIZE, Placement, resize_bilinear
 
-FORMAT = "loupe-patchcore-v2"
+FORMAT: Final = "loupe-patchcore-v2"
 # Normal-only threshold: the normal leave-one-out scores' mean plus this many standard deviations.
 NORMAL_SIGMAS = 3.0
 CV_FOLDS = 5
@@ -83,7 +83,8 @@ class Sidecar(BaseModel):
     versions: dict[str, Any] = {}
     kind: Literal["classification", "segmentation"] = Field(
         "segmentation", description="as in Lookout: a segmentation model was trained with anomaly masks and "
-        "answers with Anomalies and an AnomalyMask; a classification model answers IsAnomalous and Confidence only")
+        "answers with Anomalies and an AnomalyMask; a classification model answers IsAnomalous and "
+        "Confidence only")
     classes: list[AnomalyClassSpec] = Field(
         default_factory=lambda: [GENERIC_CLASS], description="a segmentation model's anomaly classes, in the "
         "order of the graph's class_scores columns")
@@ -189,10 +190,12 @@ def map_on_image(region: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def anomaly_mask(region: np.ndarray, pixel_threshold: float, size: tuple[int, int],
                  on_image: np.ndarray | None = None) -> np.ndarray:
     """A flagged image's (height, width) bool mask (loupe_edge.rules.anomaly_mask)."""
-    return rules.anomaly_mask(region, pixel_threshold, size, map_on_image(region, size) if on_image is None else on_image)
+    return rules.anomaly_mask(region, pixel_threshold, size,
+                              map_on_image(region, size) if on_image is None else on_image)
 
 
-def classify_regions(mask: np.ndarray, scores: np.ndarray | None, heat: np.ndarray | None = None) -> np.ndarray:
+def classify_regions(mask: np.ndarray, scores: np.ndarray | None,
+                     heat: np.ndarray | None = None) -> np.ndarray:
     """Each flagged region's anomaly class (loupe_edge.rules.classify_regions, regions by scipy)."""
     return rules.classify_regions(mask, scores, heat, ndimage.label)
 

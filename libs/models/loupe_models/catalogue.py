@@ -36,7 +36,8 @@ BACKBONES = {
 # COCO-80 NanoDet-g detector, both exported by `make models` (export.py, tagging_export.py).
 CLASSIFIER = ModelSpec(
     "efficientnet-lite0-imagenet", "efficientnet-lite0-imagenet.onnx",
-    "EfficientNet-Lite0 ImageNet-1k classifier: image (N, 3, 224, 224) scaled like the backbones -> logits (N, 1000)",
+    "EfficientNet-Lite0 ImageNet-1k classifier: image (N, 3, 224, 224) scaled like the backbones "
+    "-> logits (N, 1000)",
 )
 CLASSIFIER_SIZE = 224
 DETECTOR = ModelSpec(

@@ -6,8 +6,8 @@ Run by `make models` in a build environment that has torch (never at service run
     python -m loupe_models.export --manifest [--out DIR]   # manifest.json of everything in DIR
 
 Each export is verified before it is kept: the ONNX graph must reproduce torch's outputs on a fixed
-input to 1e-3 (activations reach 6), and its outputs on that input must match the reference figures recorded in
-REFERENCE (a checksum of the predictions, tolerant to float noise) - so a changed weights package
+input to 1e-3 (activations reach 6), and its outputs on that input must match the reference figures
+recorded in REFERENCE (a checksum of the predictions, tolerant to float noise) - so a changed weights package
 or exporter cannot slip through.
 """
 
@@ -127,14 +127,18 @@ def export(name: str, out_dir: Path) -> Path:
         worst = float(np.abs(a - b).max())
         if worst > 1e-3:  # activations reach 6 (ReLU6): this is ~2e-4 relative
             raise SystemExit(f"{name} {tap}: ONNX differs from torch by {worst:.2e}")
-    figures = {tap: [round(float(x.mean()), 6), round(float(x.std()), 6)] for tap, x in zip(names, produced)}
+    figures = {tap: [round(float(x.mean()), 6), round(float(x.std()), 6)]
+               for tap, x in zip(names, produced, strict=True)}
     reference = REFERENCE.get(name)
     if reference is not None:
         for tap, (mean, std) in reference.items():
             if abs(figures[tap][0] - mean) > 1e-3 or abs(figures[tap][1] - std) > 1e-3:
-                raise SystemExit(f"{name} {tap}: outputs {figures[tap]} differ from the reference {[mean, std]}")
+                raise SystemExit(f"{name} {tap}: outputs {figures[tap]} differ from the reference "
+                                 f"{[mean, std]}")
     tmp.replace(target)
-    meta = {"model": name, "weights_sha256": weights_sha, "taps": {n: list((LITE0_TAPS if name == "efficientnet-lite0" else LITE2_TAPS)[t]) for n, t in zip(names, taps)},
+    tap_table = LITE0_TAPS if name == "efficientnet-lite0" else LITE2_TAPS
+    meta = {"model": name, "weights_sha256": weights_sha,
+            "taps": {n: list(tap_table[t]) for n, t in zip(names, taps, strict=True)},
             "input": {"mean": MEAN, "std": STD, "layout": "NCHW RGB"}, "reference_outputs": figures,
             "onnx_sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
     target.with_suffix(".json").write_text(json.dumps(meta, indent=2))
@@ -152,7 +156,8 @@ def export_classifier(out_dir: Path) -> Path:
     target = out_dir / CLASSIFIER.file
     tmp = target.with_suffix(".tmp.onnx")
     torch.onnx.export(model, (sample,), str(tmp), input_names=["image"], output_names=["logits"],
-                      opset_version=17, dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+                      opset_version=17, dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                      dynamo=False)
     with torch.no_grad():
         expected = model(sample).numpy()
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
@@ -163,17 +168,19 @@ def export_classifier(out_dir: Path) -> Path:
     if produced.shape != (1, 1000):
         raise SystemExit(f"{CLASSIFIER.name}: logits of shape {produced.shape}, expected (1, 1000)")
     logits = produced[0]
-    figures = {"logits": [round(float(logits.mean()), 6), round(float(logits.std()), 6)],
-               "top5": [int(i) for i in np.argsort(-logits)[:5]]}
+    figures: dict[str, list[float]] = {
+        "logits": [round(float(logits.mean()), 6), round(float(logits.std()), 6)],
+        "top5": [int(i) for i in np.argsort(-logits)[:5]]}
     if CLASSIFIER_REFERENCE:
         mean, std = CLASSIFIER_REFERENCE["logits"]
         if (abs(figures["logits"][0] - mean) > 1e-3 or abs(figures["logits"][1] - std) > 1e-3
                 or figures["top5"] != CLASSIFIER_REFERENCE["top5"]):
-            raise SystemExit(f"{CLASSIFIER.name}: outputs {figures} differ from the reference {CLASSIFIER_REFERENCE}")
+            raise SystemExit(f"{CLASSIFIER.name}: outputs {figures} differ from the reference "
+                             f"{CLASSIFIER_REFERENCE}")
     tmp.replace(target)
     meta = {"model": CLASSIFIER.name, "description": CLASSIFIER.description, "weights_sha256": weights_sha,
-            "input": {"name": "image", "size": CLASSIFIER_SIZE, "mean": MEAN, "std": STD, "layout": "NCHW RGB",
-                      "scale": "(x/255 - mean) / std"},
+            "input": {"name": "image", "size": CLASSIFIER_SIZE, "mean": MEAN, "std": STD,
+                      "layout": "NCHW RGB", "scale": "(x/255 - mean) / std"},
             "output": {"name": "logits", "classes": 1000, "order": "ImageNet-1k (wnid-sorted)"},
             "reference_outputs": figures, "onnx_sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
     target.with_suffix(".json").write_text(json.dumps(meta, indent=2))
@@ -191,7 +198,8 @@ def write_manifest(out_dir: Path) -> Path:
         if not path.is_file():
             raise SystemExit(f"{path} is missing: the export of {spec.name} did not run")
         sidecar = json.loads(path.with_suffix(".json").read_text())
-        entries[spec.name] = {"file": spec.file, "bytes": path.stat().st_size, "description": spec.description,
+        entries[spec.name] = {"file": spec.file, "bytes": path.stat().st_size,
+                              "description": spec.description,
                               "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                               "sidecar": path.with_suffix(".json").name,
                               "reference_outputs": sidecar.get("reference_outputs")}
@@ -206,7 +214,8 @@ def write_manifest(out_dir: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=model_dir())
-    parser.add_argument("--manifest", action="store_true", help="only write manifest.json (after every export)")
+    parser.add_argument("--manifest", action="store_true",
+                        help="only write manifest.json (after every export)")
     parser.add_argument("models", nargs="*", default=[*BACKBONES, CLASSIFIER.name])
     args = parser.parse_args()
     if args.manifest:

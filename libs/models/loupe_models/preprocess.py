@@ -13,6 +13,7 @@ on the canvas, so scores and masks are read from that region only.
 from __future__ import annotations
 
 import io
+from typing import Final
 
 import numpy as np
 from PIL import Image
@@ -20,7 +21,7 @@ from PIL import Image
 from loupe_common.images import as_seen
 from loupe_edge.rules import Placement, canvas, margin_for  # noqa: F401 (re-exported: training reads them here)
 
-RESIZE = "letterbox-pillow-bilinear"
+RESIZE: Final = "letterbox-pillow-bilinear"
 
 
 def resize_bilinear(image: Image.Image, size: tuple[int, int]) -> Image.Image:

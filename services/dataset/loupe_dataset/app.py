@@ -14,13 +14,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from faststream import Context
+from faststream import Context, ContextRepo
 from faststream.asgi import AsgiFastStream
 
 from loupe_common import dataset_messages as m
 from loupe_common.blobs import open_blob_store
 from loupe_common.db import connect
-from loupe_common.kafka import ensure_topics, make_broker, publish_with_retry, service_app, service_subscriber_options
+from loupe_common.kafka import (
+    ensure_topics,
+    make_broker,
+    publish_with_retry,
+    service_app,
+    service_subscriber_options,
+)
 from loupe_common.lookout import BUSY_DATASET_STATUSES
 from loupe_common.messages import Reply, answer
 from loupe_common.requeue import SWEEP_SECONDS, RunningJobs, requeue_stale
@@ -86,7 +92,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @broker.subscriber(
         DATASET_JOBS,
-        **service_subscriber_options(settings, "loupe-dataset-jobs", background=True, max_poll_interval_ms=60 * 60 * 1000),
+        **service_subscriber_options(settings, "loupe-dataset-jobs", background=True,
+                                     max_poll_interval_ms=60 * 60 * 1000),
         no_reply=True,
     )
     async def on_job(job: m.DatasetJob, state: State) -> None:
@@ -106,7 +113,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
             except Exception:  # noqa: BLE001 - the next sweep tries again
                 log.exception("requeue sweep failed")
 
-    @broker.subscriber(MODEL_EVENTS, **service_subscriber_options(settings, "loupe-dataset-models"), no_reply=True)
+    @broker.subscriber(MODEL_EVENTS, **service_subscriber_options(settings, "loupe-dataset-models"),
+                       no_reply=True)
     async def on_model_event(event: m.ModelVersionEvent, state: State) -> None:
         key = f"{event.project_name}/{event.model_version}"
         if event.kind == "created":
@@ -117,7 +125,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
             await state.project_models.delete_one({"_id": key})
 
     @asynccontextmanager
-    async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
+    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         state = DatasetState(
             settings=settings,
             db=connect(settings, owner="dataset"),

@@ -75,7 +75,8 @@ async def create_dataset(state: DatasetState, cmd: CreateDataset, enqueue: JobQu
         existing = await state.datasets.find_one({"_id": key})
         if existing is not None and existing.get("job_id") != cmd.request_id:
             raise conflict(
-                ResourceType.DATASET, key, f"Project {cmd.project_name} already has a {cmd.dataset_type} dataset"
+                ResourceType.DATASET, key,
+                f"Project {cmd.project_name} already has a {cmd.dataset_type} dataset",
             )
         job = DatasetJob(job_id=cmd.request_id, kind="import_manifest", project_name=cmd.project_name,
                          dataset_type=cmd.dataset_type, manifest=manifest) if manifest else None

@@ -15,14 +15,16 @@ from .projects import get_project
 async def summarize_datasets(state, cmd: SummarizeDatasets) -> Reply:
     await get_project(state, cmd.project_name)
     datasets = {
-        d["dataset_type"]: {"status": d["status"], "stats": d["stats"], "status_message": d.get("status_message")}
+        d["dataset_type"]: {"status": d["status"], "stats": d["stats"],
+                            "status_message": d.get("status_message")}
         async for d in state.datasets.find({"project_name": cmd.project_name})
     }
     return Reply.success({"datasets": datasets})
 
 
 # What training reads of an entry; anomaly_classes and background_colors say how to read a mask.
-EXPORTED = ("source_ref", "label", "blob_key", "mask_key", "width", "height", "anomaly_classes", "background_colors")
+EXPORTED = ("source_ref", "label", "blob_key", "mask_key", "width", "height", "anomaly_classes",
+            "background_colors")
 
 
 async def export_entries(state, cmd: ExportEntries) -> Reply:

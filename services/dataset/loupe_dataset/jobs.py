@@ -69,14 +69,16 @@ async def _stats(state: DatasetState, doc: dict) -> dict[str, int]:
 
 
 async def _import_manifest(state: DatasetState, doc: dict, job: DatasetJob) -> None:
-    assert job.manifest is not None
+    if job.manifest is None:
+        raise ValueError(f"import job {job.job_id} has no manifest")
     where = f"s3://{job.manifest.bucket}/{job.manifest.key}"
     try:
         data = await state.sources.read(where, max_bytes=MAX_MANIFEST_BYTES)
     except SourceError as exc:
         await _finish(state, doc, DatasetStatus.CREATE_FAILED, f"Cannot read the manifest: {exc}")
         return
-    report = await read_entries(data, state.sources, state.blobs, blob_prefix(job.project_name, job.dataset_type))
+    report = await read_entries(data, state.sources, state.blobs,
+                                blob_prefix(job.project_name, job.dataset_type))
     if not report.entries:
         reason = report.failure_text() if report.failures else "the manifest has no JSON Lines"
         await _finish(state, doc, DatasetStatus.CREATE_FAILED, f"No image could be imported: {reason}")
@@ -91,7 +93,8 @@ async def _import_manifest(state: DatasetState, doc: dict, job: DatasetJob) -> N
 
 
 async def _update_entries(state: DatasetState, doc: dict, job: DatasetJob) -> None:
-    assert job.changes_key is not None
+    if job.changes_key is None:
+        raise ValueError(f"update job {job.job_id} has no changes_key")
     try:
         data = await state.blobs.get(job.changes_key)
     except BlobNotFound:
@@ -109,7 +112,8 @@ async def _update_entries(state: DatasetState, doc: dict, job: DatasetJob) -> No
         reason = report.failure_text() or "the changes hold no JSON Lines"
         await _finish(
             state, doc, DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE,
-            f"No entry was changed; {len(report.failures)} of {report.total_lines} lines were refused: {reason}",
+            f"No entry was changed; {len(report.failures)} of {report.total_lines} lines were refused: "
+            f"{reason}",
         )
     else:
         added, replaced = await _upsert(state, doc, report)
@@ -164,7 +168,8 @@ async def _remove_entries(state: DatasetState, doc: dict, job: DatasetJob) -> No
             if key:
                 await _delete_if_unreferenced(state, doc, key)
     missing = len(refs) - len(found)
-    message = f"Removed {len(found)} entries" + (f"; {missing} source-refs were not in the dataset" if missing else "")
+    message = f"Removed {len(found)} entries" + (f"; {missing} source-refs were not in the dataset"
+                                                 if missing else "")
     await _finish(state, doc, DatasetStatus.UPDATE_COMPLETE, message)
 
 
@@ -185,6 +190,7 @@ async def _set_status(state: DatasetState, doc: dict, status: DatasetStatus, mes
 
 
 async def _delete_dataset(state: DatasetState, doc: dict) -> None:
-    await state.entries.delete_many({"project_name": doc["project_name"], "dataset_type": doc["dataset_type"]})
+    await state.entries.delete_many({"project_name": doc["project_name"],
+                                     "dataset_type": doc["dataset_type"]})
     await state.blobs.delete_prefix(blob_prefix(doc["project_name"], doc["dataset_type"]))
     await state.datasets.delete_one({"_id": doc["_id"]})

@@ -83,7 +83,8 @@ def _attribute(doc: dict[str, Any], kind: str) -> str | None:
 def _label(doc: dict[str, Any]) -> tuple[int | None, str | None]:
     """(label, why it is None): the class-name of the classification attribute decides."""
     key = _attribute(doc, CLASSIFICATION)
-    if key is None and isinstance(doc.get(f"{LABEL}-metadata"), dict) and "type" not in doc[f"{LABEL}-metadata"]:
+    if (key is None and isinstance(doc.get(f"{LABEL}-metadata"), dict)
+            and "type" not in doc[f"{LABEL}-metadata"]):
         key = LABEL  # metadata without its type: still Lookout's attribute
     if key is not None:
         if doc.get(key) is None:
@@ -110,7 +111,8 @@ def _color_map(key: str, meta: dict[str, Any]) -> tuple[tuple[AnomalyClass, ...]
     for index, entry in colors.items():
         name = entry.get("class-name") if isinstance(entry, dict) else None
         color = entry.get("hex-color") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not name.strip() or not isinstance(color, str) or not _HEX.match(color):
+        if (not isinstance(name, str) or not name.strip()
+                or not isinstance(color, str) or not _HEX.match(color)):
             raise LineError(f"'{key}-metadata' internal-color-map entry {index!r} needs a class-name and a "
                             f"hex-color like #23a436")
         if name.strip().lower() == BACKGROUND:
@@ -221,7 +223,8 @@ async def read_entries(
             continue
         if line.source_ref in first_seen:
             report.failures.append(
-                (number, f"duplicate source-ref {line.source_ref} (first on line {first_seen[line.source_ref]})")
+                (number,
+                 f"duplicate source-ref {line.source_ref} (first on line {first_seen[line.source_ref]})")
             )
             continue
         first_seen[line.source_ref] = number

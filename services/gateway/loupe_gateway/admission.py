@@ -42,4 +42,5 @@ class DetectAdmission:
         if worker_ms is not None and worker_ms > 0:
             seconds = worker_ms / 1000
             before = self.seconds_per_image.get(model)
-            self.seconds_per_image[model] = seconds if before is None else before + SMOOTHING * (seconds - before)
+            self.seconds_per_image[model] = (seconds if before is None
+                                             else before + SMOOTHING * (seconds - before))

@@ -37,8 +37,8 @@ def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES,
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         # Key, scope and date first: an unsigned or foreign request is refused before its body is read.
         # The role is checked after the signature, so it is told only to the key's holder.
-        credential = check_credential(headers, region=settings.region, also_regions=settings.signing_region_set,
-                                      services=services)
+        credential = check_credential(headers, region=settings.region,
+                                      also_regions=settings.signing_region_set, services=services)
         key = gw.keys.get(credential.key_id)
         if key is None:
             raise unknown_key()

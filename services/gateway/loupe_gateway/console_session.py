@@ -75,7 +75,8 @@ def issue(settings: Settings, keys: KeyRing, key: Key, now: float | None = None)
 
 
 def read(settings: Settings, keys: KeyRing, token: str, now: float | None = None) -> ConsoleSession:
-    """The session a cookie carries; AccessDenied when it is forged, expired, or its key is no longer active."""
+    """The session a cookie carries; AccessDenied when it is forged, expired, or its key is no longer
+    active."""
     payload, _, mac = token.partition(".")
     try:
         good = hmac.compare_digest(_unb64(mac), _mac(settings, payload.encode()))

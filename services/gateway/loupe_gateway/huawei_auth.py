@@ -29,7 +29,8 @@ from loupe_common.settings import Settings
 from .keyring import KeyRing
 
 MAX_CLOCK_SKEW_SECONDS = 15 * 60
-_AKSK = re.compile(r"^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-fA-F]+)$")
+_AKSK = re.compile(r"^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),"
+                   r"\s*Signature=([0-9a-fA-F]+)$")
 _EMPTY_HASH = hashlib.sha256(b"").hexdigest()
 
 
@@ -56,13 +57,16 @@ class Caller:
 
 
 def _token_key(settings: Settings) -> bytes:
-    return hmac.new(settings.secret_access_key.get_secret_value().encode(), b"loupe-iam-token-v1", hashlib.sha256).digest()
+    return hmac.new(settings.secret_access_key.get_secret_value().encode(), b"loupe-iam-token-v1",
+                    hashlib.sha256).digest()
 
 
-def issue_token(settings: Settings, user: str, project: str | None, now: float | None = None) -> tuple[str, dict]:
+def issue_token(settings: Settings, user: str, project: str | None,
+                now: float | None = None) -> tuple[str, dict]:
     issued = int(now if now is not None else time.time())
     claims = {"u": user, "p": project, "iat": issued, "exp": issued + TOKEN_LIFETIME_SECONDS}
-    payload = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode()).decode().rstrip("=")
+    payload = base64.urlsafe_b64encode(
+        json.dumps(claims, separators=(",", ":")).encode()).decode().rstrip("=")
     signature = hmac.new(_token_key(settings), payload.encode(), hashlib.sha256).hexdigest()
     return f"LOUPE1.{payload}.{signature}", claims
 
@@ -84,8 +88,8 @@ def verify_token(settings: Settings, token: str | None, now: float | None = None
     if not hmac.compare_digest(expected, signature):
         raise huawei_error("ModelArts.4103")
     if (now if now is not None else time.time()) >= expires:
-        raise huawei_error("ModelArts.4103", "The token is invalid: it expired (tokens are valid for 24 hours); "
-                           "get a new one from POST /v3/auth/tokens")
+        raise huawei_error("ModelArts.4103", "The token is invalid: it expired (tokens are valid for 24 "
+                           "hours); get a new one from POST /v3/auth/tokens")
     return Caller(identity=f"user:{user}", project_id=claims.get("p"))
 
 
@@ -101,8 +105,9 @@ def check_password_body(settings: Settings, body: object) -> tuple[str, str | No
         scope = body["auth"].get("scope") or {}  # type: ignore[index]
         project = scope.get("project", {}).get("name") or scope.get("project", {}).get("id")
     except (KeyError, TypeError, AttributeError):
-        raise huawei_error("AIS.0501", "The body must be {\"auth\": {\"identity\": {\"methods\": [\"password\"], "
-                           "\"password\": {\"user\": {\"name\", \"password\", \"domain\": {\"name\"}}}}, "
+        raise huawei_error("AIS.0501", "The body must be {\"auth\": {\"identity\": {\"methods\": "
+                           "[\"password\"], \"password\": {\"user\": {\"name\", \"password\", "
+                           "\"domain\": {\"name\"}}}}, "
                            "\"scope\": {\"project\": {\"name\"}}}}") from None
     good = (hmac.compare_digest(name, settings.iam_user_name)
             and hmac.compare_digest(password, settings.iam_password.get_secret_value())
@@ -118,8 +123,9 @@ def check_password_body(settings: Settings, body: object) -> tuple[str, str | No
 
 def project_body(settings: Settings) -> dict:
     """The account's one project, as IAM's GET /v3/projects lists it."""
-    return {"id": settings.iam_project_id, "name": settings.iam_project_name, "domain_id": settings.iam_domain_name,
-            "enabled": True, "is_domain": False, "parent_id": settings.iam_domain_name, "description": "",
+    return {"id": settings.iam_project_id, "name": settings.iam_project_name,
+            "domain_id": settings.iam_domain_name, "enabled": True, "is_domain": False,
+            "parent_id": settings.iam_domain_name, "description": "",
             "links": {"self": f"/v3/projects/{settings.iam_project_id}"}}
 
 
@@ -128,17 +134,18 @@ def check_project(caller: Caller, project_id: str) -> None:
     served under another project's URL."""
     if caller.project_id is not None and caller.project_id != project_id:
         if caller.identity.startswith("user:"):
-            raise huawei_error("ModelArts.4103", f"The token is invalid for project {project_id[:64]}: it is scoped "
-                               f"to project {caller.project_id}")
-        raise huawei_error("APIG.0301", f"verify aksk signature fail: X-Project-Id {caller.project_id[:64]} is not "
-                           f"the project of the URL ({project_id[:64]})")
+            raise huawei_error("ModelArts.4103", f"The token is invalid for project {project_id[:64]}: it is "
+                               f"scoped to project {caller.project_id}")
+        raise huawei_error("APIG.0301", f"verify aksk signature fail: X-Project-Id {caller.project_id[:64]} "
+                           f"is not the project of the URL ({project_id[:64]})")
 
 
 def token_body(claims: dict, project: str | None, settings: Settings) -> dict:
     def stamp(seconds: int) -> str:
         return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
-    body = {"token": {"expires_at": stamp(claims["exp"]), "issued_at": stamp(claims["iat"]), "methods": ["password"],
+    body = {"token": {"expires_at": stamp(claims["exp"]), "issued_at": stamp(claims["iat"]),
+                      "methods": ["password"],
                       "user": {"name": claims["u"], "domain": {"name": settings.iam_domain_name}}}}
     if project:
         body["token"]["project"] = {"id": project, "name": settings.iam_project_name,
@@ -158,9 +165,11 @@ def canonical_request(method: str, raw_path: str, raw_query: str, headers: dict[
     path = "/".join(_encode(segment) for segment in unquote(raw_path).split("/"))
     if not path.endswith("/"):
         path += "/"
-    query = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(parse_qsl(raw_query, keep_blank_values=True)))
+    query = "&".join(f"{_encode(k)}={_encode(v)}"
+                     for k, v in sorted(parse_qsl(raw_query, keep_blank_values=True)))
     lines = "".join(f"{name}:{headers.get(name, '').strip()}\n" for name in signed)
-    payload = headers.get("x-sdk-content-sha256") or (hashlib.sha256(body).hexdigest() if body else _EMPTY_HASH)
+    payload = (headers.get("x-sdk-content-sha256")
+               or (hashlib.sha256(body).hexdigest() if body else _EMPTY_HASH))
     return f"{method.upper()}\n{path}\n{query}\n{lines}\n{';'.join(signed)}\n{payload}"
 
 
@@ -177,16 +186,19 @@ def verify_aksk(keys: KeyRing, method: str, raw_path: str, raw_query: str, heade
     if key is None:
         raise huawei_error("APIG.0301", "verify aksk signature fail: unknown access key")
     if "x-sdk-date" not in signed or any(name not in headers for name in signed):
-        raise huawei_error("APIG.0301", "verify aksk signature fail: X-Sdk-Date and every signed header must be sent")
+        raise huawei_error("APIG.0301", "verify aksk signature fail: X-Sdk-Date and every signed header "
+                           "must be sent")
     try:
         signed_at = datetime.strptime(headers["x-sdk-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
-        raise huawei_error("APIG.0301", "verify aksk signature fail: X-Sdk-Date must look like 20261121T183223Z") from None
+        raise huawei_error("APIG.0301",
+                           "verify aksk signature fail: X-Sdk-Date must look like 20261121T183223Z") from None
     if abs((now if now is not None else time.time()) - signed_at) > MAX_CLOCK_SKEW_SECONDS:
         raise huawei_error("APIG.0301", "verify aksk signature fail: X-Sdk-Date is more than 15 minutes off")
     if "x-sdk-content-sha256" in headers and headers["x-sdk-content-sha256"] != "UNSIGNED-PAYLOAD" and \
             headers["x-sdk-content-sha256"] != hashlib.sha256(body).hexdigest():
-        raise huawei_error("APIG.0301", "verify aksk signature fail: X-Sdk-Content-Sha256 does not match the body")
+        raise huawei_error("APIG.0301",
+                           "verify aksk signature fail: X-Sdk-Content-Sha256 does not match the body")
     canonical = canonical_request(method, raw_path, raw_query, headers, signed, body)
     to_sign = f"SDK-HMAC-SHA256\n{headers['x-sdk-date']}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     expected = hmac.new(key.secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()

@@ -34,7 +34,8 @@ class KeyRing:
         for published in table.keys:
             if published.status is not KeyStatus.ACTIVE or published.key_id == self._root.key_id:
                 continue
-            secret = self._unsealed.get(published.sealed_secret) or unseal(self._root.secret, published.sealed_secret)
+            secret = (self._unsealed.get(published.sealed_secret)
+                      or unseal(self._root.secret, published.sealed_secret))
             if secret is None:  # sealed under another root secret: unusable until re-created
                 continue
             unsealed[published.sealed_secret] = secret

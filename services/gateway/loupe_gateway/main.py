@@ -16,8 +16,8 @@ from loupe_common.topics import ACCESS_KEYS, HOSTING_ASSIGNMENTS, reply_topic
 
 from .context import Gateway
 from .responses import RequestIdMiddleware, install_error_handlers
-from .routes import (console, dataset_browser, detect, health, human_loops, image_tagging, keys, line, lookout, models,
-                     native, review)
+from .routes import (console, dataset_browser, detect, health, human_loops, image_tagging, keys, line,
+                     lookout, models, native, review)
 from .routing import RouteTable
 
 

@@ -24,7 +24,7 @@ from loupe_common.errors import ErrorCode, LoupeError
 
 MAX_ENTRIES = 200_000  # ~40 MB at most; at 100 changes a second that is half an hour of them
 IN_FLIGHT, DONE = "in flight", "done"
-CLIENT_TOKEN = "x-amzn-client-token"
+CLIENT_TOKEN = "x-amzn-client-token"  # noqa: S105 - the idempotency header's name, not a secret
 REPEATABLE = frozenset({"start_human_loop", "stop_human_loop", "create_flow_definition", "upload_image"})
 
 

@@ -115,17 +115,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return render(request, to_validation_error(list(exc.errors()), skip=("path", "query", "header", "body")))
+        return render(request, to_validation_error(list(exc.errors()),
+                                                   skip=("path", "query", "header", "body")))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if request.url.path.startswith(HUAWEI_PREFIXES):
-            return JSONResponse({"error_code": "APIG.0101", "error_msg": f"The API does not exist or has not been "
+            return JSONResponse({"error_code": "APIG.0101",
+                                 "error_msg": f"The API does not exist or has not been "
                                  f"published: {request.method} {request.url.path}"[:300]},
                                 status_code=400, headers={"X-Request-Id": request.state.request_id})
         if _is_native(request):
             code = "ERROR_ILLEGAL_OPERATION" if exc.status_code == 405 else "ERROR_RESOURCE_NOT_FOUND"
-            status, body = ailab_envelope(request_id=request.state.request_id, code=code, message=str(exc.detail))
+            status, body = ailab_envelope(request_id=request.state.request_id, code=code,
+                                          message=str(exc.detail))
             return JSONResponse(body, status_code=status)
         kind = "UnknownOperationException"
         return JSONResponse(
@@ -140,8 +143,8 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         request_id = getattr(request.state, "request_id", None) or str(uuid.uuid4())
         if request.url.path.startswith(HUAWEI_PREFIXES):
-            response = JSONResponse({"error_code": "AIS.0506", "error_msg": ERRORS["AIS.0506"]}, status_code=500,
-                                    headers={"X-Request-Id": request_id})
+            response = JSONResponse({"error_code": "AIS.0506", "error_msg": ERRORS["AIS.0506"]},
+                                    status_code=500, headers={"X-Request-Id": request_id})
         else:
             response = render(request, LoupeError(ErrorCode.INTERNAL, "Internal error; try again"))
         response.headers["x-amzn-RequestId"] = request_id

@@ -60,8 +60,10 @@ class SignInGuard:
 
     def failed(self, source: str, account: str, now: float | None = None) -> None:
         at = time.monotonic() if now is None else now
+        key: tuple[str, ...]
         for key in (("source", source), ("pair", account, source), ("account", account)):
-            self._failures.setdefault(key, deque(maxlen=max(self.per_source, self.per_pair, self.per_account))).append(at)
+            self._failures.setdefault(
+                key, deque(maxlen=max(self.per_source, self.per_pair, self.per_account))).append(at)
         if len(self._failures) > MAX_TRACKED:
             for key in list(self._failures)[: len(self._failures) - MAX_TRACKED]:
                 del self._failures[key]

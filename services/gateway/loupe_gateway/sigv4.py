@@ -154,8 +154,8 @@ def verify(
     """Check a request's SigV4 signature; returns the signing service name or raises AccessDenied.
     `secret_for` gives a key id's secret (None: unknown key). The credential's region must be
     `region` or one of `also_regions` (None: any region)."""
-    credential = check_credential(request.headers, region=region, services=services, also_regions=also_regions,
-                                  now=now)
+    credential = check_credential(request.headers, region=region, services=services,
+                                  also_regions=also_regions, now=now)
     secret = secret_for(credential.key_id)
     if secret is None:
         raise unknown_key()
@@ -165,7 +165,8 @@ def verify(
 def check_signature(request: SignedRequest, credential: Credential, secret_access_key: str) -> str:
     """The signature over the whole request, under the key's secret; the signing service, or AccessDenied."""
     header = dict(request.headers)
-    date, region, service, amz_date = credential.date, credential.region, credential.service, credential.amz_date
+    date, region, service, amz_date = (credential.date, credential.region, credential.service,
+                                       credential.amz_date)
     signed = credential.signed_headers
     body_hash = hashlib.sha256(request.body).hexdigest()
     declared = header.get("x-amz-content-sha256")

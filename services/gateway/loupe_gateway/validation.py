@@ -3,6 +3,7 @@ field as the API does ("Value 'x' at 'projectName' failed to satisfy constraint:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -51,7 +52,7 @@ def _value(error: dict[str, Any]) -> str:
     return f"Value '{value}'" if isinstance(value, str | int | float | bool) else "Value"
 
 
-def to_validation_error(raw: list[dict[str, Any]], skip: tuple[str, ...] = ()) -> LoupeError:
+def to_validation_error(raw: Sequence[Mapping[str, Any]], skip: tuple[str, ...] = ()) -> LoupeError:
     """skip drops leading location parts (FastAPI's "path"/"query") from the field name."""
     errors = [{**e, "loc": tuple(p for p in e["loc"] if p not in skip)} for e in raw]
     parts = [

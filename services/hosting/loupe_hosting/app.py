@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from faststream import Context
+from faststream import Context, ContextRepo
 from faststream.asgi import AsgiFastStream
 
 from loupe_common import hosting_messages as m
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         janitor.heard(announcement)
 
     @asynccontextmanager
-    async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
+    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         await ensure_topics(settings)
         await training.open()
         state = HostingState(settings=settings, db=connect(settings, owner="hosting"), training=training)

@@ -37,7 +37,8 @@ async def set_status(state: HostingState, cmd: Command, project: str, version: s
     return (await state.training.request(TRAINING_COMMANDS, request, key=project)).unwrap()
 
 
-async def _version(state: HostingState, cmd: StartModel | StopModel | ResolveDeployment | DescribeHosting) -> str:
+async def _version(state: HostingState,
+                   cmd: StartModel | StopModel | ResolveDeployment | DescribeHosting) -> str:
     """The version number (`latest` resolved by the training service, which also 404s unknown ones)."""
     if cmd.model_version != "latest":
         return cmd.model_version
@@ -47,11 +48,12 @@ async def _version(state: HostingState, cmd: StartModel | StopModel | ResolveDep
     return described["ModelDescription"]["ModelVersion"]
 
 
-def deployment(project: str, version: str, status: str, units: tuple[int, int | None], artifacts: dict[str, str],
-               message: str) -> dict:
+def deployment(project: str, version: str, status: str, units: tuple[int, int | None],
+               artifacts: dict[str, str], message: str) -> dict:
     """A deployment document: what hosting runs for one model version, and where its requests go."""
     return {
-        "_id": model_key(project, version), "project_name": project, "model_version": version, "status": status,
+        "_id": model_key(project, version), "project_name": project, "model_version": version,
+        "status": status,
         "min_units": units[0], "max_units": units[1], "units": units[0],
         "topic": model_request_topic(project, version),
         "artifacts": {name: artifacts[name] for name in ("model.onnx", "model.json")},
@@ -90,7 +92,8 @@ async def start_model(state: HostingState, cmd: StartModel) -> Reply:
                                      [current["status"]], message, units, hint="; try again")
             now_running = max(units[0], min(wanted_units(current), units[1] or units[0]))
             await state.deployments.update_one({"_id": key}, {"$set": {
-                "min_units": units[0], "max_units": units[1], "units": now_running, "status_message": message}})
+                "min_units": units[0], "max_units": units[1], "units": now_running,
+                "status_message": message}})
             return Reply.success({"Status": moved["Status"]}, status=202)
         message = f"Starting on {units_text(units[0])}"
         moved = await set_status(state, cmd, cmd.project_name, version, STARTING, [TRAINED, HOSTING_FAILED],

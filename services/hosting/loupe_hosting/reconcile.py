@@ -67,7 +67,8 @@ class Reconciler:
     async def step(self) -> None:
         fleet = self.state.fleet
         for worker_id in fleet.expire(self.state.settings.worker_timeout_seconds):
-            log.warning("inference worker %s stopped sending heartbeats; its units move to live workers", worker_id)
+            log.warning("inference worker %s stopped sending heartbeats; its units move to live workers",
+                        worker_id)
         if time.monotonic() < self.listen_until:
             return
         if time.monotonic() - self.squared_at >= SQUARE_EVERY_SECONDS:
@@ -94,7 +95,8 @@ class Reconciler:
         StartModel running meanwhile is never taken for an orphan."""
         ours = {d["_id"]: d async for d in self.state.deployments.find({})}
         reply = await self.state.training.request(
-            TRAINING_COMMANDS, tm.ListHostingVersions(request_id=f"hosting-square-{self.generation}"), key=None)
+            TRAINING_COMMANDS, tm.ListHostingVersions(request_id=f"hosting-square-{self.generation}"),
+            key=None)
         theirs = {model_key(v.project_name, v.model_version): v
                   for v in map(tm.HostingVersion.model_validate, reply.unwrap()["versions"])}
         for key, version in theirs.items():
@@ -109,7 +111,8 @@ class Reconciler:
             doc = deployment(version.project_name, version.model_version, version.status, units,
                              version.artifacts, "Hosting resumed from the model's recorded status")
             if version.status != STOPPING:
-                await ensure_topics(self.state.settings, [(doc["topic"], self.state.settings.topic_partitions)])
+                await ensure_topics(self.state.settings,
+                                    [(doc["topic"], self.state.settings.topic_partitions)])
             await self.state.deployments.update_one({"_id": key}, {"$setOnInsert": doc}, upsert=True)
             log.warning("%s is %s but had no deployment; rebuilt it", key, version.status)
         for key, doc in ours.items():
@@ -120,7 +123,8 @@ class Reconciler:
             elif doc["status"] in (STARTING, HOSTED):
                 await self.state.deployments.update_one({"_id": key, "status": doc["status"]},
                                                         {"$set": {"status": STOPPING}})
-            log.warning("%s had a %s deployment that its model's status does not show; removing it", key, doc["status"])
+            log.warning("%s had a %s deployment that its model's status does not show; removing it",
+                        key, doc["status"])
 
     async def autoscale(self) -> None:
         """Move each hosted model's unit count within [MinInferenceUnits, MaxInferenceUnits]."""
@@ -130,19 +134,22 @@ class Reconciler:
             self.autoscaler.observe(key, self.state.fleet.busy_shares(key))
             current = wanted_units(doc)
             # Beyond the live workers an added unit could not run anywhere.
-            high = max(doc["min_units"], min(doc.get("max_units") or doc["min_units"], len(self.state.fleet.live())))
+            high = max(doc["min_units"],
+                       min(doc.get("max_units") or doc["min_units"], len(self.state.fleet.live())))
             units = self.autoscaler.decide(key, current, doc["min_units"], high, now)
             if units != current:
                 log.info("%s: %d -> %d inference units (units %.0f%% busy)", key, current, units,
                          100 * self.autoscaler.history[key].busy)
-                await self.state.deployments.update_one({"_id": key, "status": HOSTED}, {"$set": {"units": units}})
+                await self.state.deployments.update_one({"_id": key, "status": HOSTED},
+                                                        {"$set": {"units": units}})
 
     async def publish_table(self) -> dict[str, dict]:
         """Place units on live workers and publish the table; returns the deployments it used."""
         fleet = self.state.fleet
         deployments = {d["_id"]: d async for d in self.state.deployments.find({})}
         active = {k: d for k, d in deployments.items() if d["status"] in (STARTING, HOSTED)}
-        fleet.placement = assign({k: wanted_units(d) for k, d in active.items()}, fleet.live(), fleet.placement)
+        fleet.placement = assign({k: wanted_units(d) for k, d in active.items()}, fleet.live(),
+                                 fleet.placement)
         self.generation += 1
         await self.publish(AssignmentTable(
             generation=self.generation, sent_at=datetime.now(UTC),
@@ -180,7 +187,8 @@ class Reconciler:
         wanted = wanted_units(doc)
         if ready >= wanted:
             high = doc.get("max_units") or doc["min_units"]
-            scaling = f" (scales between {doc['min_units']} and {high} with load)" if high > doc["min_units"] else ""
+            scaling = (f" (scales between {doc['min_units']} and {high} with load)"
+                       if high > doc["min_units"] else "")
             return f"Hosted on {units_text(ready)}{scaling}"
         if ready == 0:
             return f"Hosted, but no inference unit is serving it now (wanted {wanted}); requests wait for one"
@@ -203,13 +211,15 @@ class Reconciler:
         await self._move(doc, doc["status"], [doc["status"]], message)
 
     async def _move(self, doc: dict, status: str, from_statuses: list[str], message: str) -> None:
-        await self.state.deployments.update_one({"_id": doc["_id"]}, {"$set": {"status": status, "status_message": message}})
+        await self.state.deployments.update_one({"_id": doc["_id"]},
+                                                {"$set": {"status": status, "status_message": message}})
         if status == HOSTED and doc["status"] != HOSTED:
             # Workers and gateways learn HOSTED before DescribeModel says so: a caller that saw
             # HOSTED finds the model routable.
             await self.publish_table()
             await asyncio.sleep(2 * self.state.settings.kafka_idle_fetch_max_wait_ms / 1000)
         cmd = Command(request_id=f"hosting-{self.generation}")
-        await set_status(self.state, cmd, doc["project_name"], doc["model_version"], status, from_statuses, message)
+        await set_status(self.state, cmd, doc["project_name"], doc["model_version"], status, from_statuses,
+                         message)
         if status != doc["status"]:
             log.info("%s: %s -> %s (%s)", doc["_id"], doc["status"], status, message)

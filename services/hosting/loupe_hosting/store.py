@@ -72,6 +72,6 @@ class HostingState:
 
     @property
     def deployments(self):
-        """{_id: model key, project_name, model_version, status, min_units, max_units, units (now), topic, artifacts,
-        status_message}"""
+        """{_id: model key, project_name, model_version, status, min_units, max_units, units (now), topic,
+        artifacts, status_message}"""
         return self.db["deployments"]

@@ -6,20 +6,22 @@ Handlers:
                                           inference workers whose detections met a flow's conditions)
   loupe.model.events       -> on_model_event (a training run takes the reviewed images waiting)
 Publishes: loupe.humanloop.activations (the activation table, every few seconds and on change),
-loupe.access.keys (the key table, likewise), loupe.humanloop.events (every loop status change). Asks the dataset service (StoreUpload,
-UpdateDatasetEntries) and the training service (CreateModel, with RetrainAfter).
+loupe.access.keys (the key table, likewise), loupe.humanloop.events (every loop status change).
+Asks the dataset service (StoreUpload, UpdateDatasetEntries) and the training service (CreateModel,
+with RetrainAfter).
 A sweeper expires loops, finishes stopping ones and retries answers owed to a dataset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
-from faststream import Context
+from faststream import Context, ContextRepo
 from faststream.asgi import AsgiFastStream
 
 from loupe_common import human_loop_messages as m
@@ -128,7 +130,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def on_command(cmd: m.HumanLoopCommand, state: State) -> Reply:
         return await answer(dispatch(state, cmd), service="human-loop", command=cmd)
 
-    @broker.subscriber(MODEL_EVENTS, **service_subscriber_options(settings, "loupe-human-loop-models", background=True),
+    @broker.subscriber(MODEL_EVENTS,
+                       **service_subscriber_options(settings, "loupe-human-loop-models", background=True),
                        no_reply=True)
     async def on_model_event(event: ModelVersionEvent, state: State) -> None:
         if event.kind == "created":
@@ -139,8 +142,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         _, envelope = ailab_envelope(request_id=rid, data=data)
         await publish_with_retry(lambda: to_events.publish(envelope, key=name.encode()))
 
-    def table_publisher(what: str, changed: asyncio.Event, build: Callable[[HumanLoopState, int], Awaitable[Any]],
-                        publisher: Any) -> Callable[[], Awaitable[None]]:
+    def table_publisher(what: str, changed: asyncio.Event,
+                        build: Callable[[HumanLoopState, int], Awaitable[Any]],
+                        publisher: Any) -> Callable[[], Coroutine[Any, Any, None]]:
         """A loop re-sending a table every few seconds and at once on change (readers start at "latest")."""
         async def publish() -> None:
             generation = 0
@@ -151,7 +155,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 generation += 1
                 try:
                     table = await build(states[0], generation)
-                    await publish_with_retry(lambda: publisher.publish(table))
+                    await publish_with_retry(functools.partial(publisher.publish, table))
                 except Exception:  # noqa: BLE001 - the next round sends it again
                     log.exception("publishing the %s table failed", what)
         return publish
@@ -168,7 +172,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
                 log.exception("sweep failed")
 
     @asynccontextmanager
-    async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
+    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         await ensure_topics(settings)
         await rpc.open()
         db = connect(settings, owner="human_loop")

@@ -75,9 +75,11 @@ async def complete(state: HumanLoopState, loop: dict[str, Any]) -> dict[str, Any
             await _write(state, loop["output_s3_uri"], json.dumps(output, indent=2).encode())
         except Exception as exc:  # noqa: BLE001 - the loop fails visibly instead of hanging InProgress
             log.exception("output of %s failed", loop["_id"])
-            moved = await move(state, loop, m.FAILED, failure=("InternalError", f"Writing the output failed: {exc}"[:1024]))
+            moved = await move(state, loop, m.FAILED,
+                               failure=("InternalError", f"Writing the output failed: {exc}"[:1024]))
         else:
-            wants_feedback = bool(flow and flow["spec"].get("DatasetFeedback") and loop["task"].get("image_key"))
+            wants_feedback = bool(flow and flow["spec"].get("DatasetFeedback")
+                                  and loop["task"].get("image_key"))
             moved = await move(state, loop, m.COMPLETED, extra={
                 "consolidated": consolidated, "complete_pending": False,
                 "feedback": {"state": "pending", "attempts": 0} if wants_feedback else None})
@@ -89,7 +91,8 @@ async def complete(state: HumanLoopState, loop: dict[str, Any]) -> dict[str, Any
 
 async def complete_answered(state: HumanLoopState) -> None:
     """Loops whose last answer is in but whose completion was cut short (a crash, a lost race)."""
-    for loop in await state.loops.find({"status": m.IN_PROGRESS, "complete_pending": True}).to_list(length=100):
+    for loop in await state.loops.find({"status": m.IN_PROGRESS,
+                                        "complete_pending": True}).to_list(length=100):
         await complete(state, loop)
 
 
@@ -135,7 +138,8 @@ async def _output(state: HumanLoopState, loop: dict[str, Any],
                         "timeSpentInSeconds": answer["timeSpentInSeconds"], "workerId": answer["workerId"],
                         "workerMetadata": {"identityData": {"identityProviderType": "Loupe",
                                                             "sub": answer["workerId"]}}})
-    consolidated = consolidate([a.get("loupeAnswerContent", a["answerContent"])["anomaly"]["label"] for a in answers])
+    consolidated = consolidate([a.get("loupeAnswerContent", a["answerContent"])["anomaly"]["label"]
+                                for a in answers])
     masks = [data for label, data in drawn if label == consolidated["label"] == "anomaly"]
     if masks:
         merged = await asyncio.to_thread(merge_masks, masks)
@@ -181,14 +185,16 @@ async def add_to_dataset(state: HumanLoopState, loop: dict[str, Any]) -> dict[st
     flow = await state.flows.find_one({"_id": loop["flow_name"]})
     if flow is None or not flow["spec"].get("DatasetFeedback"):
         return {"state": "skipped", "reason": "the flow definition no longer sends answers to a dataset"}
-    project = (loop.get("origin") or {}).get("project_name") or flow["spec"]["HumanLoopActivationConfig"]["ProjectName"]
+    project = ((loop.get("origin") or {}).get("project_name")
+               or flow["spec"]["HumanLoopActivationConfig"]["ProjectName"])
     dataset_type = flow["spec"]["DatasetFeedback"]["DatasetType"]
     label = loop["consolidated"]["label"]
     source_ref = await _store_upload(state, project, await state.blobs.get(loop["task"]["image_key"]),
                                      f"{loop['_id']}-image")
     line: dict[str, Any] = {"source-ref": source_ref, "anomaly-label": int(label == "anomaly"),
                             "anomaly-label-metadata": {
-                                "class-name": label, "human-annotated": "yes", "confidence": loop["consolidated"]["agreement"],
+                                "class-name": label, "human-annotated": "yes",
+                                "confidence": loop["consolidated"]["agreement"],
                                 "job-name": f"loupe-review/{flow['_id']}", "creation-date": iso(now()),
                                 "type": "groundtruth/image-classification", "human-loop-name": loop["_id"]}}
     if loop["consolidated"].get("maskKey"):
@@ -197,8 +203,9 @@ async def add_to_dataset(state: HumanLoopState, loop: dict[str, Any]) -> dict[st
     changes = (json.dumps(line, separators=(",", ":")) + "\n").encode()
     changes_key = f"transfer/changes/{uuid.uuid4().hex}.jsonl"
     await state.blobs.put(changes_key, changes)
-    cmd = dm.UpdateDatasetEntries(request_id=str(uuid.uuid4()), project_name=project, dataset_type=dataset_type,
-                                  changes_key=changes_key, changes_sha256=hashlib.sha256(changes).hexdigest())
+    cmd = dm.UpdateDatasetEntries(request_id=str(uuid.uuid4()), project_name=project,
+                                  dataset_type=dataset_type, changes_key=changes_key,
+                                  changes_sha256=hashlib.sha256(changes).hexdigest())
     (await state.rpc.request(DATASET_COMMANDS, cmd, key=project)).unwrap()
     await _count_reviewed(state, project, flow)
     return {"state": "added", "project_name": project, "dataset_type": dataset_type, "source_ref": source_ref,
@@ -230,7 +237,8 @@ async def retrain_when_due(state: HumanLoopState) -> None:
             (await state.rpc.request(TRAINING_COMMANDS, cmd, key=project)).unwrap()
         except Exception as exc:  # noqa: BLE001 - refused (LoupeError) or unreachable: try again later
             reason = exc.error.message if isinstance(exc, LoupeError) else repr(exc)
-            log.info("retraining %s after %d reviewed images refused for now: %s", project, counts["waiting"], reason)
+            log.info("retraining %s after %d reviewed images refused for now: %s", project, counts["waiting"],
+                     reason)
             await state.reviewed.update_one({"_id": project}, {"$set": {
                 "training_requested": None, "next_try_at": now() + timedelta(seconds=RETRAIN_RETRY_SECONDS)}})
 
@@ -244,8 +252,9 @@ async def retry_feedback(state: HumanLoopState) -> None:
     """Add completed loops to their dataset. A loop is claimed first (state `adding`, keyed by its
     id, not its rev), so a concurrent change to the loop cannot make it be added twice."""
     stale = now() - timedelta(seconds=FEEDBACK_STALE_SECONDS)
-    waiting = {"status": m.COMPLETED, "$or": [{"feedback.state": "pending"},
-                                              {"feedback.state": "adding", "feedback.started_at": {"$lt": stale}}]}
+    waiting = {"status": m.COMPLETED,
+               "$or": [{"feedback.state": "pending"},
+                       {"feedback.state": "adding", "feedback.started_at": {"$lt": stale}}]}
     for loop in await state.loops.find(waiting).to_list(length=50):
         attempts = loop["feedback"].get("attempts", 0) + 1
         claimed = await state.loops.find_one_and_update(
@@ -268,4 +277,5 @@ async def retry_feedback(state: HumanLoopState) -> None:
 async def reviewed_images(state: HumanLoopState, project: str) -> dict[str, Any]:
     counts = await state.reviewed.find_one({"_id": project}) or {}
     return {"project_name": project, "waiting_for_training": counts.get("waiting", 0),
-            "added_total": counts.get("added_total", 0), "training_requested": bool(counts.get("training_requested"))}
+            "added_total": counts.get("added_total", 0),
+            "training_requested": bool(counts.get("training_requested"))}

@@ -66,8 +66,8 @@ async def delete(state: HumanLoopState, cmd: m.DeleteFlowDefinition) -> Reply:
     flow = await get_flow(state, cmd.flow_definition_name)
     active = await state.loops.count_documents({"flow_name": flow["_id"], "status": {"$in": list(m.ACTIVE)}})
     if active:
-        raise LoupeError(ErrorCode.CONFLICT, f"Flow definition {flow['_id']} has {active} active human loops; "
-                         "stop them first")
+        raise LoupeError(ErrorCode.CONFLICT, f"Flow definition {flow['_id']} has {active} active human "
+                         "loops; stop them first")
     await state.flows.delete_one({"_id": flow["_id"]})
     state.activations_changed()
     return Reply.success({})
@@ -78,8 +78,8 @@ async def activation_table(state: HumanLoopState, generation: int) -> m.Activati
     async for flow in state.flows.find({"spec.HumanLoopActivationConfig": {"$exists": True}}):
         config = flow["spec"]["HumanLoopActivationConfig"]
         rules.append(m.ActivationRule(
-            flow_definition_name=flow["_id"], flow_definition_arn=flow["arn"], project_name=config["ProjectName"],
-            model_version=config.get("ModelVersion"),
+            flow_definition_name=flow["_id"], flow_definition_arn=flow["arn"],
+            project_name=config["ProjectName"], model_version=config.get("ModelVersion"),
             conditions=m.ActivationConditions.model_validate(config["HumanLoopActivationConditions"])))
     # A version's own flow definition comes before the project-wide ones (the first match starts the loop).
     rules.sort(key=lambda r: (r.model_version is None, r.flow_definition_name))

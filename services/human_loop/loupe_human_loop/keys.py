@@ -21,15 +21,17 @@ def _view(key: dict[str, Any]) -> dict[str, Any]:
 
 def _root_view(state: HumanLoopState) -> dict[str, Any]:
     return {"access_key_id": state.settings.access_key_id, "role": "admin", "status": KeyStatus.ACTIVE.value,
-            "description": "the configured key (LOUPE_ACCESS_KEY_ID); change it in the settings", "created_at": None}
+            "description": "the configured key (LOUPE_ACCESS_KEY_ID); change it in the settings",
+            "created_at": None}
 
 
 async def create(state: HumanLoopState, cmd: m.CreateAccessKey) -> Reply:
     if await state.keys.count_documents({}) >= MAX_KEYS:
-        raise LoupeError(ErrorCode.QUOTA_EXCEEDED, f"At most {MAX_KEYS} access keys besides the configured one; "
-                         "delete one first")
+        raise LoupeError(ErrorCode.QUOTA_EXCEEDED, f"At most {MAX_KEYS} access keys besides the configured "
+                         "one; delete one first")
     key_id, secret = new_key_pair()
-    key = {"_id": key_id, "role": cmd.role.value, "status": KeyStatus.ACTIVE.value, "description": cmd.description,
+    key = {"_id": key_id, "role": cmd.role.value, "status": KeyStatus.ACTIVE.value,
+           "description": cmd.description,
            "sealed_secret": seal(state.settings.secret_access_key.get_secret_value(), secret),
            "created_at": now()}
     await state.keys.insert_one(key)

@@ -51,7 +51,8 @@ async def announce(state: HumanLoopState, loop: dict[str, Any], status: str, pre
     await state.publish_event(loop["_id"], event)
 
 
-async def move(state: HumanLoopState, loop: dict[str, Any], status: str, *, extra: dict[str, Any] | None = None,
+async def move(state: HumanLoopState, loop: dict[str, Any], status: str, *,
+               extra: dict[str, Any] | None = None,
                failure: tuple[str, str] | None = None) -> dict[str, Any] | None:
     """Change a loop's status if nobody changed the loop since it was read; the updated loop, or None."""
     update: dict[str, Any] = {"status": status, "updated_at": now(), **(extra or {})}
@@ -68,7 +69,8 @@ async def move(state: HumanLoopState, loop: dict[str, Any], status: str, *, extr
 
 
 def output_uri(flow: dict[str, Any], name: str, created: datetime) -> str:
-    """Where output.json goes, laid out as A2I does: <path>/<flow>/<yyyy/mm/dd/hh/mm/ss>/<loop>/output.json."""
+    """Where output.json goes, laid out as A2I does:
+    <path>/<flow>/<yyyy/mm/dd/hh/mm/ss>/<loop>/output.json."""
     base = flow["spec"]["OutputConfig"]["S3OutputPath"].rstrip("/")
     return f"{base}/{flow['_id']}/{created:%Y/%m/%d/%H/%M/%S}/{name}/output.json"
 
@@ -82,7 +84,8 @@ async def _flow_for(state: HumanLoopState, arn: str) -> dict[str, Any]:
     name = m.flow_name_of(arn)
     flow = await state.flows.find_one({"_id": name})
     if flow is None or flow["arn"] != arn:
-        raise validation(f"Flow definition {arn} does not exist; create it with POST /loupe/v1/flow-definitions")
+        raise validation(f"Flow definition {arn} does not exist; "
+                         "create it with POST /loupe/v1/flow-definitions")
     return flow
 
 
@@ -93,11 +96,13 @@ def _parse_input(text: str) -> Any:
         raise validation(f"HumanLoopInput.InputContent must be a JSON document: {refused}") from None
 
 
-async def _copy_task_image(state: HumanLoopState, name: str, content: Any) -> tuple[dict[str, Any], str | None]:
+async def _copy_task_image(state: HumanLoopState, name: str,
+                           content: Any) -> tuple[dict[str, Any], str | None]:
     """Copy the image an API caller's InputContent names (s3://bucket/key in taskObject or image)
     next to the loop, so reviewers see it even if the original moves. Returns task fields, or the
     reason the loop cannot be reviewed (it then fails with ValidationError, as A2I's loops do)."""
-    ref = next((content[f] for f in IMAGE_FIELDS if isinstance(content, dict) and isinstance(content.get(f), str)), None)
+    ref = next((content[f] for f in IMAGE_FIELDS
+                if isinstance(content, dict) and isinstance(content.get(f), str)), None)
     if ref is None:
         return {}, None
     if not ref.startswith("s3://") or "/" not in ref[5:]:
@@ -132,7 +137,8 @@ async def _record_failed_start(state: HumanLoopState, cmd: m.StartHumanLoop, rea
     loop = {
         "_id": cmd.human_loop_name, "arn": state.loop_arn(cmd.human_loop_name),
         "flow_name": m.flow_name_of(cmd.flow_definition_arn), "flow_arn": cmd.flow_definition_arn,
-        "input_content": cmd.input_content, "input_sha256": hashlib.sha256(cmd.input_content.encode()).hexdigest(),
+        "input_content": cmd.input_content,
+        "input_sha256": hashlib.sha256(cmd.input_content.encode()).hexdigest(),
         "content_classifiers": [], "status": m.FAILED, "failure_code": "InternalError",
         "failure_reason": f"The loop could not start: {reason}"[:1024], "rev": 0, "created_at": created,
         "updated_at": created, "expires_at": created, "task_count": 0, "output_s3_uri": "",
@@ -157,7 +163,8 @@ async def _start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
     digest = hashlib.sha256(cmd.input_content.encode()).hexdigest()
     existing = await state.loops.find_one({"_id": cmd.human_loop_name})
     if existing is not None:
-        if existing["status"] in m.ACTIVE and existing["input_sha256"] == digest and existing["flow_arn"] == flow["arn"]:
+        if (existing["status"] in m.ACTIVE and existing["input_sha256"] == digest
+                and existing["flow_arn"] == flow["arn"]):
             return Reply.success({"HumanLoopArn": existing["arn"]})
         if existing["status"] in m.ACTIVE:
             raise LoupeError(ErrorCode.CONFLICT, f"An active human loop named {cmd.human_loop_name} already "
@@ -167,8 +174,8 @@ async def _start(state: HumanLoopState, cmd: m.StartHumanLoop) -> Reply:
     limit = active_limit(state, flow)
     active = await state.loops.count_documents({"flow_name": flow["_id"], "status": {"$in": list(m.ACTIVE)}})
     if active >= limit:
-        raise LoupeError(ErrorCode.QUOTA_EXCEEDED, f"Flow definition {flow['_id']} already has {active} active "
-                         f"human loops; the limit is {limit}. Stop or finish some first.",
+        raise LoupeError(ErrorCode.QUOTA_EXCEEDED, f"Flow definition {flow['_id']} already has {active} "
+                         f"active human loops; the limit is {limit}. Stop or finish some first.",
                          quota_code="L-LOUPE-ACTIVE-HUMAN-LOOPS", service_code="sagemaker")
     created = now()
     config = flow["spec"]["HumanLoopConfig"]
@@ -225,7 +232,8 @@ async def list_loops(state: HumanLoopState, cmd: m.ListHumanLoops) -> Reply:
     if flow is None or flow["arn"] != cmd.flow_definition_arn:
         raise LoupeError(ErrorCode.NOT_FOUND, f"Flow definition {cmd.flow_definition_arn} does not exist")
     after, before = cmd.creation_time_after, cmd.creation_time_before
-    scope = json.dumps(["loops", flow_name, cmd.sort_order, after and after.isoformat(), before and before.isoformat()])
+    scope = json.dumps(["loops", flow_name, cmd.sort_order, after and after.isoformat(),
+                        before and before.isoformat()])
     query: dict[str, Any] = {"flow_name": flow_name}
     created: dict[str, Any] = {}
     if after is not None:
@@ -238,13 +246,15 @@ async def list_loops(state: HumanLoopState, cmd: m.ListHumanLoops) -> Reply:
         try:
             at, last = datetime.fromisoformat(position["t"]), str(position["n"])
         except (KeyError, TypeError, ValueError):
-            raise validation("Invalid pagination token: the NextToken was not issued for this request") from None
+            raise validation("Invalid pagination token: the NextToken was not issued for this "
+                             "request") from None
         beyond = "$lt" if descending else "$gt"
         query["$or"] = [{"created_at": {beyond: at}}, {"created_at": at, "_id": {beyond: last}}]
     if created:
         query["created_at"] = created
     direction = -1 if descending else 1
-    cursor = state.loops.find(query).sort([("created_at", direction), ("_id", direction)]).limit(cmd.max_results + 1)
+    cursor = state.loops.find(query).sort([("created_at", direction),
+                                           ("_id", direction)]).limit(cmd.max_results + 1)
     page = await cursor.to_list(length=cmd.max_results + 1)
     body: dict[str, Any] = {"HumanLoopSummaries": [_summary(loop) for loop in page[: cmd.max_results]]}
     if len(page) > cmd.max_results:
@@ -267,7 +277,8 @@ async def stop(state: HumanLoopState, cmd: m.StopHumanLoop) -> Reply:
     if loop["status"] in (m.STOPPING, m.STOPPED):
         return Reply.success({})
     if loop["status"] != m.IN_PROGRESS:
-        raise validation(f"Human loop {loop['_id']} is {loop['status']}; only an InProgress loop can be stopped")
+        raise validation(f"Human loop {loop['_id']} is {loop['status']}; only an InProgress loop can be "
+                         "stopped")
     if await move(state, loop, m.STOPPING, extra={"claims": []}) is None:
         return await stop(state, cmd)  # it changed meanwhile (an answer, expiry): decide again
     return Reply.success({})
@@ -276,7 +287,8 @@ async def stop(state: HumanLoopState, cmd: m.StopHumanLoop) -> Reply:
 async def delete(state: HumanLoopState, cmd: m.DeleteHumanLoop) -> Reply:
     loop = await get_loop(state, cmd.human_loop_name)
     if loop["status"] in m.ACTIVE:
-        raise validation(f"Human loop {loop['_id']} is {loop['status']}; stop it (StopHumanLoop) before deleting it")
+        raise validation(f"Human loop {loop['_id']} is {loop['status']}; stop it (StopHumanLoop) before "
+                         "deleting it")
     result = await state.loops.delete_one({"_id": loop["_id"], "rev": loop["rev"]})
     if result.deleted_count == 0:
         return await delete(state, cmd)

@@ -50,7 +50,8 @@ async def create_reviewer(state: HumanLoopState, cmd: m.CreateReviewer) -> Reply
 
 async def list_reviewers(state: HumanLoopState, cmd: m.ListReviewers) -> Reply:
     found = await state.reviewers.find({}, {"created_at": 1}).sort("_id", 1).to_list(length=None)
-    return Reply.success({"reviewers": [{"username": r["_id"], "created_at": iso(r["created_at"])} for r in found]})
+    return Reply.success({"reviewers": [{"username": r["_id"], "created_at": iso(r["created_at"])}
+                                        for r in found]})
 
 
 async def delete_reviewer(state: HumanLoopState, cmd: m.DeleteReviewer) -> Reply:
@@ -71,7 +72,8 @@ async def sign_in(state: HumanLoopState, cmd: m.SignIn) -> Reply:
         raise denied("Wrong user name or password")
     token = secrets.token_urlsafe(32)
     expires = now() + timedelta(hours=state.settings.review_session_hours)
-    await state.sessions.insert_one({"_id": _session_id(token), "username": cmd.username, "expires_at": expires})
+    await state.sessions.insert_one({"_id": _session_id(token), "username": cmd.username,
+                                     "expires_at": expires})
     return Reply.success({"session": token, "username": cmd.username, "expires_at": iso(expires)})
 
 
@@ -103,7 +105,8 @@ def _open_for(loop: dict[str, Any], reviewer: str, at: datetime) -> bool:
     if reviewer in loop["skipped"] or any(a["workerId"] == reviewer for a in loop["answers"]):
         return False
     claims = _live_claims(loop, at)
-    return not any(c["reviewer"] == reviewer for c in claims) and len(loop["answers"]) + len(claims) < loop["task_count"]
+    return (not any(c["reviewer"] == reviewer for c in claims)
+            and len(loop["answers"]) + len(claims) < loop["task_count"])
 
 
 def _holds(loop: dict[str, Any], reviewer: str, at: datetime) -> dict[str, Any] | None:
@@ -139,8 +142,9 @@ async def claim(state: HumanLoopState, cmd: m.ClaimTask) -> Reply:
     limit = flow["spec"]["HumanLoopConfig"]["TaskTimeLimitInSeconds"]
     # Loops this reviewer answered or skipped are left out by the query itself, so the scan below
     # only meets loops that are full or claimed by others.
-    candidates = state.loops.find({"flow_name": flow["_id"], "status": m.IN_PROGRESS, "skipped": {"$ne": reviewer},
-                                   "answers.workerId": {"$ne": reviewer}}).sort([("created_at", 1), ("_id", 1)])
+    candidates = state.loops.find(
+        {"flow_name": flow["_id"], "status": m.IN_PROGRESS, "skipped": {"$ne": reviewer},
+         "answers.workerId": {"$ne": reviewer}}).sort([("created_at", 1), ("_id", 1)])
     async for loop in candidates:
         if not _open_for(loop, reviewer, at):
             continue
@@ -153,7 +157,8 @@ async def claim(state: HumanLoopState, cmd: m.ClaimTask) -> Reply:
     return Reply.success({"task": None})
 
 
-async def _task(state: HumanLoopState, flow: dict[str, Any], loop: dict[str, Any], reviewer: str) -> dict[str, Any]:
+async def _task(state: HumanLoopState, flow: dict[str, Any], loop: dict[str, Any],
+                reviewer: str) -> dict[str, Any]:
     config = flow["spec"]["HumanLoopConfig"]
     task = loop["task"]
     files = {which: f"/loupe/review/api/tasks/{loop['_id']}/{which}" if task.get(f"{which}_key") else None
@@ -212,11 +217,12 @@ async def answer(state: HumanLoopState, cmd: m.AnswerTask) -> Reply:
     loop = await get_loop(state, cmd.human_loop_name)
     at = now()
     if loop["status"] != m.IN_PROGRESS:
-        raise LoupeError(ErrorCode.CONFLICT, f"Human loop {loop['_id']} is {loop['status']}; it takes no more answers")
+        raise LoupeError(ErrorCode.CONFLICT,
+                         f"Human loop {loop['_id']} is {loop['status']}; it takes no more answers")
     held = _holds(loop, reviewer, at)
     if held is None:
-        raise LoupeError(ErrorCode.CONFLICT, "You do not hold this task (the claim expired or was withdrawn); "
-                         "claim a task again")
+        raise LoupeError(ErrorCode.CONFLICT, "You do not hold this task (the claim expired or was "
+                         "withdrawn); claim a task again")
     mask_key = None
     if cmd.mask_key is not None:
         if cmd.label != "anomaly":
@@ -233,7 +239,8 @@ async def answer(state: HumanLoopState, cmd: m.AnswerTask) -> Reply:
     updated = await state.loops.find_one_and_update(
         {"_id": loop["_id"], "rev": loop["rev"], "status": m.IN_PROGRESS},
         {"$set": {"answers": answers, "claims": claims, "updated_at": at,
-                  "complete_pending": len(answers) >= loop["task_count"]}, "$inc": {"rev": 1}}, return_document=True)
+                  "complete_pending": len(answers) >= loop["task_count"]}, "$inc": {"rev": 1}},
+        return_document=True)
     if updated is None:
         return await answer(state, cmd)  # the loop changed meanwhile (another answer): check again
     if len(answers) >= updated["task_count"]:

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from faststream import Context
+from faststream import ContextRepo
 from faststream.asgi import AsgiFastStream
 
 from loupe_common.blobs import open_blob_store
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
             await asyncio.sleep(settings.heartbeat_seconds)
 
     @asynccontextmanager
-    async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
+    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         await ensure_topics(settings)
         workers.append(Worker(settings, open_blob_store(settings)))
         await workers[0].start()

@@ -65,7 +65,8 @@ class IngestConsumer:
         self._buckets = open_buckets(settings)
         self._files = FileRefs(settings)
         self._answered: dict[int, set[int]] = {}
-        self._assignments = 0  # how many assignments this consumer had: records fetched under an older one are stale
+        # How many assignments this consumer had: records fetched under an older one are stale.
+        self._assignments = 0
         self.batch = asyncio.Lock()  # held while a batch is answered and committed
         self._listener = _Assignment(self, register_group_join())
         self._consumer = AIOKafkaConsumer(
@@ -128,7 +129,8 @@ class IngestConsumer:
                             seen.add(source["offset"])
                 self._answered[tp.partition] = seen
                 if seen:
-                    log.info("partition %s: %d images already answered by a previous owner", tp.partition, len(seen))
+                    log.info("partition %s: %d images already answered by a previous owner", tp.partition,
+                             len(seen))
         finally:
             await reader.stop()
 
@@ -208,10 +210,12 @@ class IngestConsumer:
             if hosted is None or hosted.status != HOSTED:
                 raise ingest.IngestRejected("ERROR_RESOURCE_NOT_FOUND",
                                             f"Model version {version} of project {project} is not hosted")
-            data = image.data if image.data is not None else await asyncio.to_thread(self._read_ref, image.image_ref)
+            data = (image.data if image.data is not None
+                    else await asyncio.to_thread(self._read_ref, image.image_ref))
             runtime = await self._cache.get(key, hosted)
             result, detection, info = await asyncio.to_thread(
-                scoring.detect, runtime, data, content_type=image.content_type, threshold=None, with_mask=True)
+                scoring.detect, runtime, data, content_type=image.content_type, threshold=None,
+                with_mask=True)
             activation = await self._review.maybe_start(
                 project_name=project, model_version=version, request_id=position.request_id, source="ingest",
                 image_id=image_id, data=data, result=result, detection=detection, info=info)
@@ -226,12 +230,15 @@ class IngestConsumer:
             code, message = "SERVICE_INTERNAL_ERROR", str(exc)
         except Exception as exc:  # noqa: BLE001 - every record gets an outcome, even an unexpected one
             log.exception("ingest record %s/%s failed", record.partition, record.offset)
-            code, message = "SERVICE_INTERNAL_ERROR", f"The worker failed on this image ({exc.__class__.__name__})"
-        return ingest.result_envelope(position, image_id=image_id, project_name=project, model_version=version,
-                                      code=code, message=message)
+            code, message = ("SERVICE_INTERNAL_ERROR",
+                             f"The worker failed on this image ({exc.__class__.__name__})")
+        return ingest.result_envelope(position, image_id=image_id, project_name=project,
+                                      model_version=version, code=code, message=message)
 
     def _read_ref(self, ref: str | None) -> bytes:
-        assert ref is not None
+        if ref is None:  # ingest.parse gives every image its bytes or an image_ref
+            raise ingest.IngestRejected("ERROR_PARAMETERS",
+                                        "The envelope needs exactly one of image (base64) and image_ref")
         try:
             if ref.startswith("file://"):
                 return self._files.read(ref.removeprefix("file://"), max_bytes=MAX_IMAGE_BYTES)

@@ -46,7 +46,8 @@ class ReviewStarter:
         try:
             return await self._start(**detected)
         except Exception:  # noqa: BLE001 - e.g. blob storage or the broker unreachable
-            log.exception("starting human review for %s failed; answering without it", detected.get("request_id"))
+            log.exception("starting human review for %s failed; answering without it",
+                          detected.get("request_id"))
             return None
 
     async def _start(self, *, project_name: str, model_version: str, request_id: str, source: str,
@@ -66,8 +67,9 @@ class ReviewStarter:
         name = hm.activated_loop_name(rule.flow_definition_name, request_id)
         origin = await self._store_files(name, data, detection, info, lookout)
         content = {
-            "source": source, "projectName": project_name, "modelVersion": model_version, "requestId": request_id,
-            "imageId": image_id, "contentType": info.content_type, "width": info.width, "height": info.height,
+            "source": source, "projectName": project_name, "modelVersion": model_version,
+            "requestId": request_id, "imageId": image_id, "contentType": info.content_type,
+            "width": info.width, "height": info.height,
             "prediction": {"IsAnomalous": lookout["IsAnomalous"], "Confidence": lookout["Confidence"],
                            "Score": result["Score"], "Threshold": result["Threshold"],
                            "TotalPercentageArea": round(detection.anomalous_fraction, 6)},
@@ -76,8 +78,9 @@ class ReviewStarter:
         command = hm.StartHumanLoop(
             request_id=request_id, human_loop_name=name, flow_definition_arn=rule.flow_definition_arn,
             input_content=json.dumps(content, sort_keys=True), content_classifiers=[],
-            origin=hm.LoopOrigin(project_name=project_name, model_version=model_version, request_id=request_id,
-                                 content_type=info.content_type, width=info.width, height=info.height, **origin))
+            origin=hm.LoopOrigin(project_name=project_name, model_version=model_version,
+                                 request_id=request_id, content_type=info.content_type, width=info.width,
+                                 height=info.height, **origin))
         await self._producer.send_and_wait(HUMAN_LOOP_COMMANDS, command.model_dump_json().encode(),
                                            key=name.encode(), headers=[("content-type", b"application/json")])
         return {"HumanLoopName": name,
@@ -86,16 +89,20 @@ class ReviewStarter:
 
     async def _store_files(self, name: str, data: bytes, detection: Detection, info: ImageInfo,
                            lookout: dict) -> dict[str, str | None]:
-        keys = {"image_key": f"human-loops/{name}/image", "heatmap_key": None, "mask_key": None}
-        await self._blobs.put(keys["image_key"], data)
+        image_key = f"human-loops/{name}/image"
+        keys: dict[str, str | None] = {"image_key": image_key, "heatmap_key": None, "mask_key": None}
+        await self._blobs.put(image_key, data)
         if detection.anomaly_map is not None:
             heatmap = await asyncio.to_thread(heatmap_png, detection.anomaly_map, detection.pixel_threshold,
                                               (info.width, info.height))
-            keys["heatmap_key"] = f"human-loops/{name}/heatmap.png"
-            await self._blobs.put(keys["heatmap_key"], heatmap)
-        mask = detection.mask_png or (base64.b64decode(lookout["AnomalyMask"]) if "AnomalyMask" in lookout else None)
+            heatmap_key = f"human-loops/{name}/heatmap.png"
+            keys["heatmap_key"] = heatmap_key
+            await self._blobs.put(heatmap_key, heatmap)
+        mask = detection.mask_png or (base64.b64decode(lookout["AnomalyMask"]) if "AnomalyMask" in lookout
+                                      else None)
         if mask is not None and lookout["IsAnomalous"]:
-            keys["mask_key"] = f"human-loops/{name}/model-mask.png"
-            await self._blobs.put(keys["mask_key"], mask)
+            mask_key = f"human-loops/{name}/model-mask.png"
+            keys["mask_key"] = mask_key
+            await self._blobs.put(mask_key, mask)
         return keys
 

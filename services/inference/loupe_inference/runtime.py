@@ -53,7 +53,8 @@ class Detection:
             return result
         anomalies = [{"Name": BACKGROUND_CLASS.name, "PixelAnomaly": {
             "TotalPercentageArea": round(1.0 - self.anomalous_fraction, 6), "Color": BACKGROUND_CLASS.color}}]
-        anomalies += [{"Name": spec.name, "PixelAnomaly": {"TotalPercentageArea": round(share, 6), "Color": spec.color}}
+        anomalies += [{"Name": spec.name,
+                       "PixelAnomaly": {"TotalPercentageArea": round(share, 6), "Color": spec.color}}
                       for spec, share in self.found]
         result["Anomalies"] = anomalies
         if self.mask_png is not None:
@@ -81,7 +82,8 @@ class ModelRuntime:
         self.kind = self.sidecar.kind
         # A classification model's mask (native route, human review) is painted in the generic colour.
         self.classes = self.sidecar.classes if self.kind == "segmentation" else [GENERIC_CLASS]
-        self.outputs = [o.name for o in self.session.get_outputs() if o.name in ("anomaly_map", "class_scores")]
+        self.outputs = [o.name for o in self.session.get_outputs()
+                        if o.name in ("anomaly_map", "class_scores")]
 
     @classmethod
     def load(cls, directory: Path, threads: int = 1) -> ModelRuntime:
@@ -90,12 +92,14 @@ class ModelRuntime:
     def confidence(self, score: float, threshold: float) -> float:
         return float(anomaly_model.confidence(score, threshold, self.temperature))
 
-    def detect(self, image: Image.Image, *, threshold: float | None = None, with_mask: bool = True) -> Detection:
+    def detect(self, image: Image.Image, *, threshold: float | None = None,
+               with_mask: bool = True) -> Detection:
         """Score one decoded image. A custom threshold moves the image and pixel thresholds together."""
         t = self.threshold if threshold is None else float(threshold)
         pixel_t = self.pixel_threshold + (t - self.threshold)
         pixels, place = to_pixels(image, self.size)
-        outputs = dict(zip(self.outputs, self.session.run(self.outputs, {"pixels": pixels[None]}), strict=True))
+        outputs = dict(zip(self.outputs, self.session.run(self.outputs, {"pixels": pixels[None]}),
+                           strict=True))
         canvas_map = outputs["anomaly_map"][0, 0]
         score = anomaly_model.image_score(canvas_map, place, self.sidecar.scoring)
         region = place.crop(canvas_map)
@@ -110,17 +114,19 @@ class ModelRuntime:
             fraction = float(full.mean())
             scores = None
             if "class_scores" in outputs and self.kind == "segmentation":
-                scores = anomaly_model.class_scores_on_image(outputs["class_scores"], tuple(self.sidecar.stats["grid"]),
+                scores = anomaly_model.class_scores_on_image(outputs["class_scores"],
+                                                             tuple(self.sidecar.stats["grid"]),
                                                              place, self.size, work)
             classes = anomaly_model.classify_regions(full, scores, heat)
             shares = np.bincount(classes[full], minlength=len(self.classes)) / full.size
-            found = [(spec, float(share)) for spec, share in zip(self.classes, shares, strict=True) if share > 0]
+            found = [(spec, float(share)) for spec, share in zip(self.classes, shares, strict=True)
+                     if share > 0]
             if with_mask:
                 mask_png = _mask_png(classes, tuple(c.color for c in self.classes), image.size)
         elif with_mask:
             mask_png = _background_png(*image.size)
-        return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png, region, pixel_t,
-                         self.kind, found)
+        return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png, region,
+                         pixel_t, self.kind, found)
 
 
 def work_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -174,5 +180,6 @@ def heatmap_png(anomaly_map: np.ndarray, pixel_threshold: float, size: tuple[int
     alpha = 230 * np.clip((level - 0.1) / 0.9, 0.0, 1.0) ** 0.7  # the coolest tenth stays clear
     rgba = np.dstack([rgb, alpha]).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").resize(size, Image.Resampling.BILINEAR).save(buffer, format="PNG", compress_level=6)
+    Image.fromarray(rgba, "RGBA").resize(size, Image.Resampling.BILINEAR).save(buffer, format="PNG",
+                                                                              compress_level=6)
     return buffer.getvalue()

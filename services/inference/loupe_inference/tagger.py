@@ -128,10 +128,12 @@ def detector_input(image: Image.Image) -> tuple[np.ndarray, Letterbox]:
     new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
     pad_x, pad_y = (DETECTOR_SIZE - new_w) // 2, (DETECTOR_SIZE - new_h) // 2
     canvas = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), np.uint8)
-    canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = np.asarray(rgb.resize((new_w, new_h), Image.Resampling.BILINEAR))
+    canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = np.asarray(rgb.resize((new_w, new_h),
+                                                                             Image.Resampling.BILINEAR))
     pixels = np.empty((1, 3, DETECTOR_SIZE, DETECTOR_SIZE), np.float32)
     for channel in range(3):  # B, G, R planes from the RGB canvas
-        np.subtract(canvas[..., 2 - channel], DETECTOR_MEAN_BGR[channel], out=pixels[0, channel], dtype=np.float32)
+        np.subtract(canvas[..., 2 - channel], DETECTOR_MEAN_BGR[channel], out=pixels[0, channel],
+                    dtype=np.float32)
         pixels[0, channel] *= np.float32(1.0 / DETECTOR_STD_BGR[channel])
     letterbox = Letterbox(new_w / width, new_h / height, pad_x, pad_y, width, height)
     return pixels, letterbox
@@ -179,7 +181,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
 
 
 class Tagger:
-    def __init__(self, classifier: ort.InferenceSession, detector: ort.InferenceSession, catalogue: dict) -> None:
+    def __init__(self, classifier: ort.InferenceSession, detector: ort.InferenceSession,
+                 catalogue: dict) -> None:
         self.classifier = classifier
         self.detector = detector
         self.catalogue = catalogue
@@ -204,8 +207,8 @@ class Tagger:
         if not catalogue_path.is_file():
             catalogue_path = model_dir / TAG_CATALOGUE_FILE
         catalogue = json.loads(catalogue_path.read_text(encoding="utf-8"))
-        return cls(_session(model_dir / CLASSIFIER.file, threads), _session(model_dir / DETECTOR.file, threads),
-                   catalogue)
+        return cls(_session(model_dir / CLASSIFIER.file, threads),
+                   _session(model_dir / DETECTOR.file, threads), catalogue)
 
     def classify(self, image: Image.Image) -> np.ndarray:
         """Softmax probabilities of the 1000 ImageNet classes."""
@@ -218,7 +221,8 @@ class Tagger:
         """COCO objects, per-class NMS, boxes in the original image's pixels, best first."""
         pixels, letterbox = detector_input(image)
         names = [o.name for o in self.detector.get_outputs()]
-        outputs = dict(zip(names, self.detector.run(None, {"image": pixels})))
+        # run(None) returns every output, in get_outputs()' order.
+        outputs = dict(zip(names, self.detector.run(None, {"image": pixels}), strict=True))
         boxes, scores, classes = decode(outputs, threshold)
         if not len(scores):
             return []

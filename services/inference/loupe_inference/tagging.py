@@ -53,8 +53,8 @@ def _v2_name(name: str) -> str:
 
 def shape(tags: list[Any], params: TaggingParams) -> dict:
     """The reference's result: tags at or above the threshold, most confident first, each name
-    once, at most `limit`; v1 with float confidences and object/scene/concept types, v2 with string confidences,
-    a category type and object instances."""
+    once, at most `limit`; v1 with float confidences and object/scene/concept types, v2 with string
+    confidences, a category type and object instances."""
     zh = params.language == "zh"
     kept, shown = [], set()
     for t in sorted((t for t in tags if t.confidence >= params.threshold), key=lambda t: -t.confidence):
@@ -97,7 +97,8 @@ def open_image(data: bytes) -> Image.Image:
 
 
 class TaggingUnit(RequestUnit):
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer, blobs: BlobStore, threads: int) -> None:
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer, blobs: BlobStore,
+                 threads: int) -> None:
         super().__init__(settings, TAGGING_REQUESTS, GROUP, producer, blobs)
         self._threads = threads
         self.tagger: Any = None

@@ -107,7 +107,8 @@ class RequestUnit:
         self._joined.joined = False
 
     async def _run(self) -> None:
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("the unit is not started")
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=BATCH)
             for tp, records in batches.items():
@@ -132,7 +133,8 @@ class RequestUnit:
                 await self._commit(tp, records[-1].offset + 1)
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
-        assert self._consumer is not None
+        if self._consumer is None:
+            raise RuntimeError("the unit is not started")
         try:
             await self._consumer.commit({tp: offset})
         except Exception as exc:  # noqa: BLE001 - a rebalance mid-commit: the next owner redoes them
@@ -145,7 +147,8 @@ class RequestUnit:
         reply_to = header_text(headers, H_REPLY_TO)
         correlation = header_text(headers, H_CORRELATION)
         if not reply_to or not correlation:
-            log.warning("dropping a request without reply_to/correlation_id at %s:%s", record.partition, record.offset)
+            log.warning("dropping a request without reply_to/correlation_id at %s:%s", record.partition,
+                        record.offset)
             return None
         blob = header_text(headers, H_BLOB)
         started = time.perf_counter()
@@ -168,7 +171,8 @@ class ModelUnit(RequestUnit):
 
     def __init__(self, settings: Settings, key: str, hosted: HostedModel, cache: ModelCache,
                  producer: AIOKafkaProducer, blobs: BlobStore, review: ReviewStarter) -> None:
-        super().__init__(settings, hosted.topic, model_group(hosted.project_name, hosted.model_version), producer, blobs)
+        super().__init__(settings, hosted.topic, model_group(hosted.project_name, hosted.model_version),
+                         producer, blobs)
         self.key = key
         self.hosted = hosted
         self._cache = cache
@@ -194,8 +198,9 @@ class ModelUnit(RequestUnit):
             )
             if reviewed:
                 activation = await self._review.maybe_start(
-                    project_name=project, model_version=version, request_id=request_id, source="DetectAnomalies",
-                    image_id=None, data=data, result=result, detection=detection, info=info)
+                    project_name=project, model_version=version, request_id=request_id,
+                    source="DetectAnomalies", image_id=None, data=data, result=result, detection=detection,
+                    info=info)
                 if activation is not None:
                     result["HumanLoopActivationOutput"] = activation
                 if not with_mask:
@@ -206,7 +211,8 @@ class ModelUnit(RequestUnit):
             return Reply.failure(validation(f"The image cannot be used: {exc}",
                                             ailab_code=AILAB_CODES_FOR[exc.reason]))
         except BlobNotFound:
-            return Reply.failure(LoupeError(ErrorCode.INTERNAL, "The image was lost in transit; send it again"))
+            return Reply.failure(LoupeError(ErrorCode.INTERNAL,
+                                            "The image was lost in transit; send it again"))
         except Exception:
             log.exception("detection %s on %s failed", request_id, self.key)
             return Reply.failure(LoupeError(ErrorCode.INTERNAL, "The inference worker failed; try again"))

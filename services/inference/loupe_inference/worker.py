@@ -47,7 +47,8 @@ class Worker:
             enable_idempotence=settings.kafka_idempotent_producer,
         )
         self.review = ReviewStarter(settings, blobs, self.producer)
-        self.tagging = TaggingUnit(settings, self.producer, blobs, self.threads) if settings.tagging_enabled else None
+        self.tagging = (TaggingUnit(settings, self.producer, blobs, self.threads) if settings.tagging_enabled
+                        else None)
         self.ingest = IngestConsumer(settings, self.cache, self.producer, lambda: self.table, self.review)
         self._changed = asyncio.Event()
         self._follow: asyncio.Task | None = None
@@ -72,7 +73,8 @@ class Worker:
         await self.producer.stop()
 
     def on_table(self, table: AssignmentTable) -> None:
-        if self.table is None or table.generation != self.table.generation or table.sent_at > self.table.sent_at:
+        if (self.table is None or table.generation != self.table.generation
+                or table.sent_at > self.table.sent_at):
             self.table = table
             self._changed.set()
 
@@ -82,8 +84,9 @@ class Worker:
                                  serving=key in self.units and self.units[key].serving,
                                  busy=self.units[key].busy_share() if key in self.units else 0.0)
                   for key, load in self.cache.states.items()}
-        return WorkerHeartbeat(worker_id=self.worker_id, sent_at=datetime.now(UTC), started_at=self.started_at,
-                               threads=self.threads, models=models, stopping=stopping)
+        return WorkerHeartbeat(worker_id=self.worker_id, sent_at=datetime.now(UTC),
+                               started_at=self.started_at, threads=self.threads, models=models,
+                               stopping=stopping)
 
     async def _follow_table(self) -> None:
         while True:

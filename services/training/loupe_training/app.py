@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from faststream import Context
+from faststream import Context, ContextRepo
 from faststream.asgi import AsgiFastStream
 
 from loupe_common import training_messages as m
@@ -101,7 +101,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     @broker.subscriber(
         TRAINING_JOBS,
-        **service_subscriber_options(settings, "loupe-training-jobs", background=True, max_poll_interval_ms=TRAINING_MAX_POLL_MS),
+        **service_subscriber_options(settings, "loupe-training-jobs", background=True,
+                                     max_poll_interval_ms=TRAINING_MAX_POLL_MS),
         no_reply=True,
     )
     async def on_job(job: m.TrainingJob, state: State) -> None:
@@ -122,22 +123,25 @@ def create_app(settings: Settings) -> AsgiFastStream:
         """A TRAINING version whose job message was lost (the local broker restarted, or this
         service died before publishing it) gets its job again; see loupe_common.requeue."""
         def rebuild(doc: dict) -> m.TrainingJob:
-            return m.TrainingJob(job_id=doc["job_id"], project_name=doc["project_name"], model_version=str(doc["version"]))
+            return m.TrainingJob(job_id=doc["job_id"], project_name=doc["project_name"],
+                                 model_version=str(doc["version"]))
 
         def rebuild_packaging(doc: dict) -> m.PackagingJob:
-            return m.PackagingJob(job_id=doc["job_id"], project_name=doc["project_name"], job_name=doc["job_name"])
+            return m.PackagingJob(job_id=doc["job_id"], project_name=doc["project_name"],
+                                  job_name=doc["job_name"])
 
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 await requeue_stale(states[0].models, {"status": TRAINING}, rebuild, enqueue, running)
-                await requeue_stale(states[0].packaging_jobs, {"status": {"$in": [m.PACKAGING_CREATED, m.PACKAGING_RUNNING]}},
+                await requeue_stale(states[0].packaging_jobs,
+                                    {"status": {"$in": [m.PACKAGING_CREATED, m.PACKAGING_RUNNING]}},
                                     rebuild_packaging, enqueue_packaging, running)
             except Exception:  # noqa: BLE001 - the next sweep tries again
                 log.exception("requeue sweep failed")
 
     @asynccontextmanager
-    async def lifespan(context: Context = Context()) -> AsyncIterator[None]:  # type: ignore[assignment]
+    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         await ensure_topics(settings)
         await dataset_client.open()
         db = connect(settings, owner="training")

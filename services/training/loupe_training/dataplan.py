@@ -18,7 +18,8 @@ from loupe_common.lookout import BUSY_DATASET_STATUSES, DatasetStatus
 MIN_TRAIN_NORMAL = 10
 MIN_TEST_NORMAL_IN_SPLIT = 2
 TEST_SHARE = 0.2
-USABLE = {DatasetStatus.CREATE_COMPLETE, DatasetStatus.UPDATE_COMPLETE, DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE}
+USABLE = {DatasetStatus.CREATE_COMPLETE, DatasetStatus.UPDATE_COMPLETE,
+          DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE}
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class DataPlan:
         source = "the test dataset" if self.separate_test else "a split of the train dataset"
         return (f"training on {self.train_normal} normal images"
                 + (f" and {self.train_anomaly} anomalous" if self.train_anomaly else "")
-                + f", testing on {self.test_normal} normal and {self.test_anomaly} anomalous images from {source}")
+                + f", testing on {self.test_normal} normal and {self.test_anomaly} anomalous images "
+                  f"from {source}")
 
 
 def plan(project: str, datasets: dict[str, dict]) -> DataPlan:
@@ -46,12 +48,14 @@ def plan(project: str, datasets: dict[str, dict]) -> DataPlan:
             raise conflict(ResourceType.DATASET, f"{project}/{kind}",
                            f"The {kind} dataset is {dataset['status']}; wait until it finishes")
         if dataset["status"] not in USABLE:
-            raise validation(f"The {kind} dataset is {dataset['status']}: {dataset.get('status_message') or ''}".strip())
+            raise validation(
+                f"The {kind} dataset is {dataset['status']}: {dataset.get('status_message') or ''}".strip())
     normal, anomaly = train["stats"]["normal"], train["stats"]["anomaly"]
     test = datasets.get("test")
     if test is not None:
         if normal < MIN_TRAIN_NORMAL:
-            raise validation(f"The train dataset has {normal} normal images; at least {MIN_TRAIN_NORMAL} are needed")
+            raise validation(f"The train dataset has {normal} normal images; "
+                             f"at least {MIN_TRAIN_NORMAL} are needed")
         if test["stats"]["labeled"] < 1:
             raise validation("The test dataset has no labelled images to evaluate the model on")
         return DataPlan(True, normal, anomaly, test["stats"]["normal"], test["stats"]["anomaly"])

@@ -46,7 +46,8 @@ async def run_training(state: TrainingState, job: TrainingJob, config: DetectorC
                                 "(the training process stopped or ran out of memory); create the model again")
         return
     await state.models.update_one({"_id": key}, {"$set": {"attempts": attempts, "status_message":
-                                  "Starting" if attempts == 1 else f"Restarting after an interruption (attempt {attempts})"}})
+                                  "Starting" if attempts == 1
+                                  else f"Restarting after an interruption (attempt {attempts})"}})
     started, outcome = time.monotonic(), "failed"
     try:
         await _train(state, doc, config or DetectorConfig())
@@ -63,7 +64,8 @@ async def run_training(state: TrainingState, job: TrainingJob, config: DetectorC
 
 
 async def _fail(state: TrainingState, key: str, message: str) -> None:
-    await state.models.update_one({"_id": key}, {"$set": {"status": TRAINING_FAILED, "status_message": message[:2000]}})
+    await state.models.update_one({"_id": key},
+                                  {"$set": {"status": TRAINING_FAILED, "status_message": message[:2000]}})
 
 
 async def _entries(state: TrainingState, project: str, dataset_type: str, job_id: str) -> list[dict]:
@@ -104,7 +106,8 @@ async def _train(state: TrainingState, doc: dict, config: DetectorConfig) -> Non
             last[0] = now
             text = f"Training: {message} ({round(100 * fraction)}%)"
             asyncio.run_coroutine_threadsafe(
-                state.models.update_one({"_id": key, "status": TRAINING}, {"$set": {"status_message": text}}), loop
+                state.models.update_one({"_id": key, "status": TRAINING}, {"$set": {"status_message": text}}),
+                loop,
             )
 
     output = await asyncio.to_thread(
@@ -115,7 +118,8 @@ async def _train(state: TrainingState, doc: dict, config: DetectorConfig) -> Non
     await state.blobs.put(f"{prefix}/model.onnx", output.model_onnx)
     await state.blobs.put(f"{prefix}/model.json", json.dumps(output.sidecar, indent=2).encode())
     await state.blobs.put(f"{prefix}/evaluation-manifest.jsonl", output.evaluation_manifest.encode())
-    await state.blobs.put(f"{prefix}/evaluation-result.json", json.dumps(output.evaluation_result, indent=2).encode())
+    await state.blobs.put(f"{prefix}/evaluation-result.json",
+                          json.dumps(output.evaluation_result, indent=2).encode())
     await state.blobs.put(f"{prefix}/report.html", output.report_html.encode())
 
     # The evaluation files also go to the OutputConfig location, as Lookout wrote them to S3.
@@ -124,28 +128,34 @@ async def _train(state: TrainingState, doc: dict, config: DetectorConfig) -> Non
     manifest_key, result_key = f"{base}/evaluation-manifest.jsonl", f"{base}/evaluation-result.json"
     bucket = doc["output"]["bucket"]
     try:
-        await asyncio.to_thread(state.buckets.write, bucket, manifest_key, output.evaluation_manifest.encode())
-        await asyncio.to_thread(state.buckets.write, bucket, result_key, json.dumps(output.evaluation_result, indent=2).encode())
-        await asyncio.to_thread(state.buckets.write, bucket, f"{base}/report.html", output.report_html.encode())
+        await asyncio.to_thread(state.buckets.write, bucket, manifest_key,
+                                output.evaluation_manifest.encode())
+        await asyncio.to_thread(state.buckets.write, bucket, result_key,
+                                json.dumps(output.evaluation_result, indent=2).encode())
+        await asyncio.to_thread(state.buckets.write, bucket, f"{base}/report.html",
+                                output.report_html.encode())
     except (BucketError, OSError) as exc:
         raise TrainingError(f"Cannot write the evaluation to s3://{bucket}/{base}: {exc}") from None
 
     result = output.evaluation_result
-    summary = {k: result[k] for k in ("ImageAUROC", "PixelAUROC", "F1Score", "Precision", "Recall", "Threshold",
-                                      "ThresholdMethod", "PerformanceMethod", "MaskIoU", "MaskIoUImages",
-                                      "ImageScoreRule", "TestImages", "TrainingImages", "Timings", "ModelKind")}
-    summary |= {k: result[k] for k in ("ClassAccuracy", "ClassAccuracyImages", "AnomalyClasses") if k in result}
+    summary = {k: result[k] for k in ("ImageAUROC", "PixelAUROC", "F1Score", "Precision", "Recall",
+                                      "Threshold", "ThresholdMethod", "PerformanceMethod", "MaskIoU",
+                                      "MaskIoUImages", "ImageScoreRule", "TestImages", "TrainingImages",
+                                      "Timings", "ModelKind")}
+    summary |= {k: result[k] for k in ("ClassAccuracy", "ClassAccuracyImages", "AnomalyClasses")
+                if k in result}
     await state.models.update_one({"_id": key, "status": TRAINING}, {"$set": {
         "status": TRAINED,
-        "status_message": (f"Training completed in {output.timings['total_seconds']:.0f} s: {_kind_text(result)}; "
-                           f"{data.describe()}"),
+        "status_message": (f"Training completed in {output.timings['total_seconds']:.0f} s: "
+                           f"{_kind_text(result)}; {data.describe()}"),
         "performance": {k: round(v, 6) for k, v in output.performance.items()},
         "evaluation_manifest": {"Bucket": bucket, "Key": manifest_key},
         "evaluation_result": {"Bucket": bucket, "Key": result_key},
         "evaluation_end_at": _now(),
         "evaluation_summary": summary,
         "artifacts": {name: f"{prefix}/{name}" for name in
-                      ("model.onnx", "model.json", "evaluation-manifest.jsonl", "evaluation-result.json", "report.html")},
+                      ("model.onnx", "model.json", "evaluation-manifest.jsonl", "evaluation-result.json",
+                       "report.html")},
     }})
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
 from pymongo import ReturnDocument
 
@@ -35,8 +35,8 @@ TRAINING, TRAINED, TRAINING_FAILED, DELETING = "TRAINING", "TRAINED", "TRAINING_
 BUSY = {TRAINING, "STARTING_HOSTING", "HOSTED", "STOPPING_HOSTING", DELETING}
 
 
-class Publish(Protocol):
-    async def __call__(self, message: object) -> None: ...
+Enqueue = Callable[[TrainingJob], Awaitable[None]]
+Announce = Callable[[ModelVersionEvent], Awaitable[None]]
 
 
 def _now() -> datetime:
@@ -73,7 +73,8 @@ def description(doc: dict) -> dict:
     if doc["output"].get("prefix"):
         output["Prefix"] = doc["output"]["prefix"]
     out["OutputConfig"] = {"S3Location": output}
-    for field, key in (("EvaluationManifest", "evaluation_manifest"), ("EvaluationResult", "evaluation_result")):
+    for field, key in (("EvaluationManifest", "evaluation_manifest"),
+                       ("EvaluationResult", "evaluation_result")):
         if doc.get(key):
             out[field] = doc[key]
     if doc.get("evaluation_end_at"):
@@ -102,12 +103,13 @@ async def resolve(state: TrainingState, project_name: str, version: str, request
 async def project_datasets(state: TrainingState, project_name: str, request_id: str) -> dict:
     """The project's datasets (asking the dataset service, which owns projects)."""
     reply = await state.datasets.request(
-        DATASET_COMMANDS, dm.SummarizeDatasets(request_id=request_id, project_name=project_name), key=project_name
+        DATASET_COMMANDS, dm.SummarizeDatasets(request_id=request_id, project_name=project_name),
+        key=project_name,
     )
     return reply.unwrap()["datasets"]
 
 
-async def create_model(state: TrainingState, cmd: CreateModel, enqueue: Publish, announce: Publish) -> Reply:
+async def create_model(state: TrainingState, cmd: CreateModel, enqueue: Enqueue, announce: Announce) -> Reply:
     async def work() -> Reply:
         datasets = await project_datasets(state, cmd.project_name, cmd.request_id)
         data = plan(cmd.project_name, datasets)
@@ -140,7 +142,8 @@ async def create_model(state: TrainingState, cmd: CreateModel, enqueue: Publish,
         await state.models.insert_one(doc)
         await announce(ModelVersionEvent(kind="created", project_name=cmd.project_name,
                                          model_version=str(version), at=doc["created_at"]))
-        await enqueue(TrainingJob(job_id=cmd.request_id, project_name=cmd.project_name, model_version=str(version)))
+        await enqueue(TrainingJob(job_id=cmd.request_id, project_name=cmd.project_name,
+                                  model_version=str(version)))
         return Reply.success({"ModelMetadata": metadata(doc)}, status=202)
 
     params = cmd.model_dump(mode="json", exclude={"request_id", "client_token", "operation"})
@@ -166,7 +169,7 @@ async def list_models(state: TrainingState, cmd: ListModels) -> Reply:
     return Reply.success(result)
 
 
-async def delete_model(state: TrainingState, cmd: DeleteModel, announce: Publish) -> Reply:
+async def delete_model(state: TrainingState, cmd: DeleteModel, announce: Announce) -> Reply:
     async def work() -> Reply:
         doc = await resolve(state, cmd.project_name, cmd.model_version, cmd.request_id)
         if doc["status"] in BUSY:
@@ -187,9 +190,10 @@ async def delete_model(state: TrainingState, cmd: DeleteModel, announce: Publish
 async def get_model_artifacts(state: TrainingState, cmd: GetModelArtifacts) -> Reply:
     doc = await resolve(state, cmd.project_name, cmd.model_version, cmd.request_id)
     if doc["status"] == TRAINING or not doc.get("artifacts"):
-        raise conflict(ResourceType.MODEL, doc["_id"], f"Model version {doc['version']} has no artifacts ({doc['status']})")
-    return Reply.success({"model_version": str(doc["version"]), "status": doc["status"], "artifacts": doc["artifacts"],
-                          "evaluation": doc.get("evaluation_summary", {})})
+        raise conflict(ResourceType.MODEL, doc["_id"],
+                       f"Model version {doc['version']} has no artifacts ({doc['status']})")
+    return Reply.success({"model_version": str(doc["version"]), "status": doc["status"],
+                          "artifacts": doc["artifacts"], "evaluation": doc.get("evaluation_summary", {})})
 
 
 async def set_hosting_status(state: TrainingState, cmd: SetHostingStatus) -> Reply:
@@ -217,15 +221,17 @@ async def set_hosting_status(state: TrainingState, cmd: SetHostingStatus) -> Rep
     updated = await state.models.find_one_and_update(
         {"_id": doc["_id"], "status": doc["status"]}, update, return_document=ReturnDocument.AFTER)
     if updated is None:  # the status moved between the read and the write
-        raise conflict(ResourceType.MODEL, doc["_id"], f"Model version {doc['version']} changed status; try again")
+        raise conflict(ResourceType.MODEL, doc["_id"],
+                       f"Model version {doc['version']} changed status; try again")
     return Reply.success({"ModelVersion": str(updated["version"]), "Status": updated["status"],
                           "previous_status": doc["status"], "artifacts": updated.get("artifacts", {})})
 
 
 async def list_hosting_versions(state: TrainingState, cmd: ListHostingVersions) -> Reply:  # noqa: ARG001
     docs = state.models.find({"status": {"$in": ["STARTING_HOSTING", "HOSTED", "STOPPING_HOSTING"]}})
-    versions = [HostingVersion(project_name=d["project_name"], model_version=str(d["version"]), status=d["status"],
-                               min_inference_units=d.get("MinInferenceUnits"),
-                               max_inference_units=d.get("MaxInferenceUnits"), artifacts=d.get("artifacts", {}))
+    versions = [HostingVersion(project_name=d["project_name"], model_version=str(d["version"]),
+                               status=d["status"], min_inference_units=d.get("MinInferenceUnits"),
+                               max_inference_units=d.get("MaxInferenceUnits"),
+                               artifacts=d.get("artifacts", {}))
                 async for d in docs]
     return Reply.success({"versions": [v.model_dump() for v in versions]})

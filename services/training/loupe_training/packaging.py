@@ -44,7 +44,13 @@ from loupe_common.training_messages import (
     packaging_output,
 )
 
-from loupe_edge.bundle import BUNDLE_FORMAT, EDGE_AGENT_SOCKET, RUNTIME_DIR, RUNTIME_REQUIREMENTS, runtime_files
+from loupe_edge.bundle import (
+    BUNDLE_FORMAT,
+    EDGE_AGENT_SOCKET,
+    RUNTIME_DIR,
+    RUNTIME_REQUIREMENTS,
+    runtime_files,
+)
 
 from .models import TRAINING, TRAINING_FAILED, project_datasets, resolve
 from .store import TrainingState, model_id
@@ -83,8 +89,9 @@ def component_arn(state: TrainingState, name: str, version: str) -> str:
 
 def _summary(doc: dict) -> dict:
     """ModelPackagingJobMetadata (ListModelPackagingJobs)."""
-    out = {"JobName": doc["job_name"], "ProjectName": doc["project_name"], "ModelVersion": doc["model_version"],
-           "ModelPackagingMethod": "Greengrass", "Status": doc["status"], "StatusMessage": doc.get("status_message"),
+    out = {"JobName": doc["job_name"], "ProjectName": doc["project_name"],
+           "ModelVersion": doc["model_version"], "ModelPackagingMethod": "Greengrass",
+           "Status": doc["status"], "StatusMessage": doc.get("status_message"),
            "CreationTimestamp": _epoch(doc["created_at"]), "LastUpdatedTimestamp": _epoch(doc["updated_at"])}
     if doc.get("description"):
         out["ModelPackagingJobDescription"] = doc["description"]
@@ -115,14 +122,16 @@ async def start_packaging_job(state: TrainingState, cmd: StartModelPackagingJob,
         job_name = cmd.job_name or default_job_name(cmd.project_name, version, created)
         configuration = cmd.configuration.wire()
         configuration["Greengrass"].setdefault("ComponentVersion", DEFAULT_COMPONENT_VERSION)
-        doc = {"_id": job_id_of(cmd.project_name, job_name), "project_name": cmd.project_name,
+        job_id = job_id_of(cmd.project_name, job_name)
+        doc = {"_id": job_id, "project_name": cmd.project_name,
                "job_name": job_name, "model_version": version, "configuration": configuration,
                "description": cmd.description, "status": PACKAGING_CREATED,
                "status_message": "Waiting to be packaged", "job_id": cmd.request_id,
                "created_at": created, "updated_at": created}
-        if await state.packaging_jobs.find_one({"_id": doc["_id"]}, {"_id": 1}):
-            raise conflict(ResourceType.MODEL, doc["_id"],
-                           f"A model packaging job named {job_name} already exists in project {cmd.project_name}")
+        if await state.packaging_jobs.find_one({"_id": job_id}, {"_id": 1}):
+            raise conflict(ResourceType.MODEL, job_id,
+                           f"A model packaging job named {job_name} already exists in project "
+                           f"{cmd.project_name}")
         await state.packaging_jobs.insert_one(doc)
         await enqueue(PackagingJob(job_id=cmd.request_id, project_name=cmd.project_name, job_name=job_name))
         return Reply.success({"JobName": job_name})
@@ -183,7 +192,8 @@ async def _set(state: TrainingState, doc: dict, status: str, message: str) -> No
 async def _package(state: TrainingState, doc: dict) -> str:
     model = await state.models.find_one({"_id": model_id(doc["project_name"], doc["model_version"])})
     if model is None or not model.get("artifacts"):
-        raise LoupeError(ErrorCode.CONFLICT, f"model version {doc['model_version']} and its artifacts are gone")
+        raise LoupeError(ErrorCode.CONFLICT,
+                         f"model version {doc['model_version']} and its artifacts are gone")
     files = {f"model/{name}": await state.blobs.get(key) for name, key in sorted(model["artifacts"].items())
              if name in ("model.onnx", "model.json")}
     files |= runtime_files()
@@ -191,14 +201,15 @@ async def _package(state: TrainingState, doc: dict) -> str:
     uri = f"s3://{bucket}/{bundle_key}"
     manifest = bundle_manifest(doc, model, files)
     recipe = greengrass_recipe(doc, uri, None)
-    bundle = await asyncio.to_thread(_zip, {**files, "manifest.json": _json(manifest), "recipe.json": _json(recipe)})
+    bundle = await asyncio.to_thread(_zip, {**files, "manifest.json": _json(manifest),
+                                            "recipe.json": _json(recipe)})
     # The recipe users deploy names the zip by its digest, so it is written after the zip exists.
     recipe = greengrass_recipe(doc, uri, hashlib.sha256(bundle).hexdigest())
     await asyncio.to_thread(state.buckets.write, bucket, bundle_key, bundle)
     await asyncio.to_thread(state.buckets.write, bucket, recipe_key, _json(recipe))
     greengrass = doc["configuration"]["Greengrass"]
-    return (f"Packaged as Greengrass component {greengrass['ComponentName']} {greengrass['ComponentVersion']}: "
-            f"{uri} ({len(bundle)} bytes) and its recipe.json")
+    return (f"Packaged as Greengrass component {greengrass['ComponentName']} "
+            f"{greengrass['ComponentVersion']}: {uri} ({len(bundle)} bytes) and its recipe.json")
 
 
 def _json(value: dict) -> bytes:
@@ -228,7 +239,8 @@ def bundle_manifest(doc: dict, model: dict, files: dict[str, bytes]) -> dict:
         "format": BUNDLE_FORMAT,
         "project_name": doc["project_name"], "model_version": doc["model_version"], "model_arn": model["arn"],
         "component": {"name": greengrass["ComponentName"], "version": greengrass["ComponentVersion"]},
-        "target": {k: greengrass[k] for k in ("TargetDevice", "TargetPlatform", "CompilerOptions") if k in greengrass},
+        "target": {k: greengrass[k] for k in ("TargetDevice", "TargetPlatform", "CompilerOptions")
+                   if k in greengrass},
         "runtime": {"name": RUNTIME, "version": loupe_edge.__version__, "path": RUNTIME_DIR,
                     "requires": {name: _version(name) for name in RUNTIME_REQUIREMENTS},
                     "onnxruntime": _version("onnxruntime"), "numpy": _version("numpy"),
@@ -242,7 +254,8 @@ def greengrass_recipe(doc: dict, artifact_uri: str, digest_hex: str | None) -> d
     """A Greengrass V2 component recipe (JSON) that installs the bundle and runs the edge runtime
     on it, serving the Edge Agent's socket."""
     greengrass = doc["configuration"]["Greengrass"]
-    platform = greengrass.get("TargetPlatform") or {"Os": "LINUX", "Arch": "ARM64"}  # jetson_xavier: arm64 Linux
+    # jetson_xavier: arm64 Linux
+    platform = greengrass.get("TargetPlatform") or {"Os": "LINUX", "Arch": "ARM64"}
     artifact: dict = {"Uri": artifact_uri, "Unarchive": "ZIP"}
     if digest_hex:
         artifact |= {"Digest": base64.b64encode(bytes.fromhex(digest_hex)).decode(), "Algorithm": "SHA-256"}
@@ -260,7 +273,8 @@ def greengrass_recipe(doc: dict, artifact_uri: str, digest_hex: str | None) -> d
             "Lifecycle": {
                 "Install": "python3 -m pip install --user " + " ".join(f"{name}=={_version(name)}"
                                                                        for name in RUNTIME_REQUIREMENTS),
-                "Run": f"PYTHONPATH={bundle_dir}/{RUNTIME_DIR} python3 -m loupe_edge serve --models {bundle_dir} "
+                "Run": f"PYTHONPATH={bundle_dir}/{RUNTIME_DIR} python3 -m loupe_edge serve "
+                       f"--models {bundle_dir} "
                        "--socket {configuration:/Socket} --start all",
             },
             "Artifacts": [artifact],

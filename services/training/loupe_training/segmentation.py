@@ -69,7 +69,8 @@ def class_mask(fetch: FetchBlob, entry: dict, classes: list[AnomalyClassSpec]) -
     return out
 
 
-def patch_classes(mask: np.ndarray, place: Placement, canvas: int, grid: tuple[int, int], count: int) -> np.ndarray:
+def patch_classes(mask: np.ndarray, place: Placement, canvas: int, grid: tuple[int, int],
+                  count: int) -> np.ndarray:
     """The mask on the feature grid: (h, w) class index per patch, -1 where no class covers
     PATCH_SHARE of it; a class present in the mask but on no patch gets its best-covered patch."""
     on_canvas = np.full((canvas, canvas), -1, np.int32)
@@ -90,7 +91,8 @@ def grid_heat(anomaly_map: np.ndarray, place: Placement, grid: tuple[int, int]) 
     lies outside the image."""
     h, w = grid
     canvas = anomaly_map.shape[-1]
-    heat = np.asarray(Image.fromarray(anomaly_map.astype(np.float32), "F").resize((w, h), Image.Resampling.BOX))
+    heat = np.asarray(Image.fromarray(anomaly_map.astype(np.float32), "F").resize((w, h),
+                                                                                 Image.Resampling.BOX))
     cy = (np.arange(h) + 0.5) * canvas / h
     cx = (np.arange(w) + 0.5) * canvas / w
     inside = ((cy >= place.y) & (cy < place.y + place.height))[:, None] & (
@@ -123,7 +125,8 @@ class ClassExemplars:
 
     def add(self, source_ref: str, features: np.ndarray, patches: np.ndarray) -> None:
         unit = features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
-        self.contributions[source_ref] = [unit[patches == k].astype(np.float32) for k in range(len(self.classes))]
+        self.contributions[source_ref] = [unit[patches == k].astype(np.float32)
+                                          for k in range(len(self.classes))]
 
     def exemplars(self, leave_out: str | None = None) -> np.ndarray:
         """(K, M, D): each class's exemplars, at most MAX_EXEMPLARS (an even sample), padded by
@@ -132,7 +135,8 @@ class ClassExemplars:
         rng = np.random.default_rng(self.seed)
         rows = []
         for k in range(len(self.classes)):
-            found = [parts[k] for ref, parts in self.contributions.items() if ref != leave_out and len(parts[k])]
+            found = [parts[k] for ref, parts in self.contributions.items()
+                     if ref != leave_out and len(parts[k])]
             rows.append(np.concatenate(found) if found else np.zeros((1, self.dim), np.float32))
         size = min(MAX_EXEMPLARS, max(len(r) for r in rows))
         out = np.zeros((len(rows), size, self.dim), np.float32)
@@ -198,7 +202,8 @@ class ClassEvaluation:
             painted = predicted[predicted >= 0]
         own = np.bincount(truth[defect], minlength=len(self.classes)).argmax()
         self.judged += 1
-        self.right += int(painted.size > 0 and np.bincount(painted, minlength=len(self.classes)).argmax() == own)
+        self.right += int(painted.size > 0
+                          and np.bincount(painted, minlength=len(self.classes)).argmax() == own)
         for k in range(len(self.classes)):
             self.intersection[k] += ((predicted == k) & (truth == k)).sum()
             self.union[k] += ((predicted == k) | (truth == k)).sum()
@@ -213,10 +218,12 @@ class ClassEvaluation:
         }
 
 
-def predicted_classes(region: np.ndarray, pixel_threshold: float, scores: np.ndarray | None, grid: tuple[int, int],
-                      place: Placement, canvas: int, size: tuple[int, int]) -> np.ndarray:
+def predicted_classes(region: np.ndarray, pixel_threshold: float, scores: np.ndarray | None,
+                      grid: tuple[int, int], place: Placement, canvas: int,
+                      size: tuple[int, int]) -> np.ndarray:
     """What inference paints for a flagged image: (height, width) class index, -1 background."""
     heat = anomaly_model.map_on_image(region, size)
     mask = anomaly_model.anomaly_mask(region, pixel_threshold, size, heat)
-    on_image = None if scores is None else anomaly_model.class_scores_on_image(scores, grid, place, canvas, size)
+    on_image = (None if scores is None
+                else anomaly_model.class_scores_on_image(scores, grid, place, canvas, size))
     return anomaly_model.classify_regions(mask, on_image, heat)

@@ -29,8 +29,9 @@ class TrainingState:
     def counters(self):  # {_id: project_name, last_version}
         return self.db["model_counters"]
 
+    # {_id: "<project>/<job name>", job_name, model_version, configuration, status, ...}
     @property
-    def packaging_jobs(self):  # {_id: "<project>/<job name>", job_name, model_version, configuration, status, ...}
+    def packaging_jobs(self):
         return self.db["packaging_jobs"]
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -67,7 +68,8 @@ def _batch(fetch: FetchBlob, entries: list[dict], size: int) -> tuple[np.ndarray
     return np.stack([pixels for pixels, _ in loaded]), [place for _, place in loaded]
 
 
-def _batches(fetch: FetchBlob, entries: list[dict], size: int, batch: int) -> Iterator[tuple[np.ndarray, list[Placement]]]:
+def _batches(fetch: FetchBlob, entries: list[dict], size: int,
+             batch: int) -> Iterator[tuple[np.ndarray, list[Placement]]]:
     for start in range(0, len(entries), batch):
         yield _batch(fetch, entries[start : start + batch], size)
 
@@ -90,8 +92,8 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     train_anomalies = [e for e in train_entries if e["label"] == 1]
     classes = segmentation.model_classes(train_entries, test_entries)
     if classes and len(classes) > segmentation.MAX_CLASSES:
-        raise TrainingError(f"The datasets' masks name {len(classes)} anomaly classes; a model learns at most "
-                            f"{segmentation.MAX_CLASSES}")
+        raise TrainingError(f"The datasets' masks name {len(classes)} anomaly classes; a model learns at "
+                            f"most {segmentation.MAX_CLASSES}")
     extractor = FeatureExtractor(str(model_path(config.backbone)), config.taps, config.image_size, threads)
     detector = Detector(config, extractor)
     progress(f"Extracting features of {len(normals)} normal training images", 0.02)
@@ -108,10 +110,14 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     progress(f"Evaluating on {len(test_entries)} test images", 0.8)
     rules = _scoring_rules(config)
     scores: dict[Scoring, list[float]] = {rule: [] for rule in rules}
-    labels, pixel_scores, pixel_labels = [], [], []
+    labels: list[int] = []
+    pixel_scores: list[np.ndarray] = []
+    pixel_labels: list[np.ndarray] = []
     segmented: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # defective image -> (map region, true mask)
-    classed: dict[int, tuple[np.ndarray, np.ndarray | None, Placement]] = {}  # -> (true classes, class scores, place)
-    worst: dict[Scoring, tuple[list, list]] = {rule: ([], []) for rule in rules}  # min-heaps: normal, defective
+    # defective image -> (true classes, class scores, place)
+    classed: dict[int, tuple[np.ndarray, np.ndarray | None, Placement]] = {}
+    # min-heaps: normal, defective
+    worst: dict[Scoring, tuple[list, list]] = {rule: ([], []) for rule in rules}
     vmin, vmax = np.inf, -np.inf
     for start in range(0, len(test_entries), config.batch_size):
         chunk = test_entries[start : start + config.batch_size]
@@ -122,14 +128,17 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
             region = place.crop(amap)
             vmin, vmax = min(vmin, float(region.min())), max(vmax, float(np.quantile(region, 0.999)))
             # Masks come only with anomalous images, so a model with masks has classes.
-            masked = classes is not None and entry.get("mask_key")
-            truth_classes = segmentation.class_mask(fetch, entry, classes) if masked else None
+            truth_classes = (segmentation.class_mask(fetch, entry, classes)
+                             if classes is not None and entry.get("mask_key") else None)
             truth = None if truth_classes is None else truth_classes >= 0
-            if truth is not None and truth.any() and entry["label"] == 1:
+            if truth_classes is not None and truth is not None and truth.any() and entry["label"] == 1:
                 segmented[len(labels)] = (region, truth)
-                scores_k = None if exemplars is None else segmentation.patch_scores(
-                    detector.features(px[None])[0],
-                    exemplars.exemplars(entry["source_ref"]) if exemplars.from_test else all_exemplars)
+                scores_k = None
+                if exemplars is not None:
+                    # all_exemplars is set whenever exemplars is.
+                    reference = (exemplars.exemplars(entry["source_ref"])
+                                 if exemplars.from_test or all_exemplars is None else all_exemplars)
+                    scores_k = segmentation.patch_scores(detector.features(px[None])[0], reference)
                 classed[len(labels)] = (truth_classes, scores_k, place)
             if truth is None and entry["label"] == 0:
                 truth = np.zeros((PIXEL_GRID, PIXEL_GRID), bool)
@@ -172,7 +181,8 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     lines = [json.dumps({
         "source-ref": entry["source_ref"], "anomaly-label": entry["label"], "prediction": int(flagged),
         "score": round(float(score), 6),
-        "confidence": round(float(anomaly_model.confidence(score, calibration.threshold, calibration.temperature)), 6),
+        "confidence": round(float(anomaly_model.confidence(score, calibration.threshold,
+                                                           calibration.temperature)), 6),
     }) for entry, score, flagged in zip(test_entries, scores_a, predicted, strict=True)]
 
     progress("Exporting the model", 0.95)
@@ -191,9 +201,9 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
         "training_images_per_second": round(len(normals) / max(fitted - started, 1e-9), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    result = {
-        "ImageAUROC": image_auroc, "PixelAUROC": pixel_auroc,
-        "F1Score": at_threshold["f1"], "Precision": at_threshold["precision"], "Recall": at_threshold["recall"],
+    result: dict[str, Any] = {
+        "ImageAUROC": image_auroc, "PixelAUROC": pixel_auroc, "F1Score": at_threshold["f1"],
+        "Precision": at_threshold["precision"], "Recall": at_threshold["recall"],
         "Threshold": calibration.threshold, "ThresholdMethod": calibration.method,
         "PerformanceMethod": "held-out" if len(train_anomalous) >= MIN_TRAIN_ANOMALIES or not labels_a.any()
         else "cross-validated",
@@ -208,21 +218,26 @@ def train(*, config: DetectorConfig, train_entries: list[dict], test_entries: li
     if classes:
         result |= by_class.result()
         if exemplars is not None:
-            result["ClassesLearnedFrom"] = ("test dataset masks, judged leave-one-image-out" if exemplars.from_test
-                                            else "training dataset masks")
+            result["ClassesLearnedFrom"] = ("test dataset masks, judged leave-one-image-out"
+                                            if exemplars.from_test else "training dataset masks")
             result["ClassesWithoutExamples"] = exemplars.unseen
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
-             if k in ("ImageAUROC", "PixelAUROC", "F1Score", "Precision", "Recall", "Threshold", "ThresholdMethod")}
+             if k in ("ImageAUROC", "PixelAUROC", "F1Score", "Precision", "Recall", "Threshold",
+                      "ThresholdMethod")}
     html_report = report.render(
         title=title, metrics={**shown, **result["TestImages"]},
         normal_scores=scores_a[labels_a == 0], anomaly_scores=scores_a[labels_a == 1],
         threshold=calibration.threshold, curve=curve,
-        false_positives=[c for *_, c in sorted(worst_fp, key=lambda t: -t[0]) if c.score >= calibration.threshold],
-        false_negatives=[c for *_, c in sorted(worst_fn, key=lambda t: -t[0]) if c.score < calibration.threshold],
+        false_positives=[c for *_, c in sorted(worst_fp, key=lambda t: -t[0])
+                         if c.score >= calibration.threshold],
+        false_negatives=[c for *_, c in sorted(worst_fn, key=lambda t: -t[0])
+                         if c.score < calibration.threshold],
         vmin=float(vmin), vmax=float(vmax),
     )
-    performance = {"F1Score": at_threshold["f1"], "Precision": at_threshold["precision"], "Recall": at_threshold["recall"]}
-    return TrainingOutput(model_onnx, sidecar, "\n".join(lines) + "\n", result, html_report, performance, timings)
+    performance = {"F1Score": at_threshold["f1"], "Precision": at_threshold["precision"],
+                   "Recall": at_threshold["recall"]}
+    return TrainingOutput(model_onnx, sidecar, "\n".join(lines) + "\n", result, html_report, performance,
+                          timings)
 
 
 def _scoring_rules(config: DetectorConfig) -> list[Scoring]:
@@ -244,11 +259,13 @@ def _choose_scoring(config: DetectorConfig, scores: dict[Scoring, np.ndarray], l
     return max(ranked, key=lambda rule: (ranked[rule], rule == default))
 
 
-def train_anomaly_scores(detector: Detector, fetch: FetchBlob, entries: list[dict], config: DetectorConfig) -> np.ndarray:
+def train_anomaly_scores(detector: Detector, fetch: FetchBlob, entries: list[dict],
+                         config: DetectorConfig) -> np.ndarray:
     """Scores of the training set's anomalous images (training never fits the bank on them)."""
     if not entries:
         return np.empty(0)
-    return np.concatenate([detector.score(*batch)[0] for batch in _batches(fetch, entries, config.image_size, config.batch_size)])
+    return np.concatenate([detector.score(*batch)[0]
+                           for batch in _batches(fetch, entries, config.image_size, config.batch_size)])
 
 
 def _threshold(detector: Detector, train_anomalous: np.ndarray, scores: np.ndarray,

@@ -22,7 +22,8 @@ MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+
 # Only this origin's own files: no inline script, no CDN, no framing.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
-                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+                               "form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
@@ -51,8 +52,9 @@ async def console_file(name: str) -> Response:
 
 
 def _session_view(session: cs.ConsoleSession, gw: GatewayDep) -> dict:
-    return {"accessKeyId": session.access_key_id, "role": session.key.role.value, "expiresAt": int(session.expires_at),
-            "csrfToken": session.csrf(gw.settings), "region": gw.settings.region}
+    return {"accessKeyId": session.access_key_id, "role": session.key.role.value,
+            "expiresAt": int(session.expires_at), "csrfToken": session.csrf(gw.settings),
+            "region": gw.settings.region}
 
 
 @router.post("/api/session")
@@ -78,7 +80,8 @@ async def sign_in(gw: GatewayDep, rid: RequestId, request: Request) -> JSONRespo
     session = cs.issue(gw.settings, gw.keys, matched)
     response = envelope(rid, _session_view(session, gw))
     response.set_cookie(cs.COOKIE, session.token, max_age=int(gw.settings.console_session_hours * 3600),
-                        httponly=True, samesite="strict", path="/", secure=secure_cookie(request, gw.settings))
+                        httponly=True, samesite="strict", path="/",
+                        secure=secure_cookie(request, gw.settings))
     return response
 
 

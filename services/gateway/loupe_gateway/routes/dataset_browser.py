@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
@@ -33,8 +33,9 @@ THUMBNAIL_PIXELS = 192
 MEDIA = {"png": "image/png", "jpg": "image/jpeg"}
 # Content-addressed: a name always means the same bytes.
 IMMUTABLE = {"Cache-Control": "private, max-age=86400, immutable"}
-LABELS = {"normal": {"anomaly_class": AnomalyClass.NORMAL}, "anomaly": {"anomaly_class": AnomalyClass.ANOMALY},
-          "unlabelled": {"labeled": False}}
+LABELS: dict[str, dict[str, Any]] = {"normal": {"anomaly_class": AnomalyClass.NORMAL},
+                                     "anomaly": {"anomaly_class": AnomalyClass.ANOMALY},
+                                     "unlabelled": {"labeled": False}}
 
 
 @router.get("/entries", dependencies=NO_BODY)
@@ -46,8 +47,8 @@ async def browse_entries(
     next_token: Annotated[str | None, Query(alias="next_token")] = None,
 ) -> JSONResponse:
     cmd = build(dm.ListDatasetEntries, request_id=rid, project_name=project_name, dataset_type=dataset_type,
-                source_ref_contains=contains or None, max_results=max_results, next_token=next_token, detail=True,
-                **LABELS.get(label or "", {}))
+                source_ref_contains=contains or None, max_results=max_results, next_token=next_token,
+                detail=True, **LABELS.get(label or "", {}))
     found = (await gw.rpc.request(DATASET_COMMANDS, cmd, key=project_name)).unwrap()
     status, body = ailab_envelope(request_id=rid, data={"entries": found["Entries"],
                                                         "next_token": found.get("NextToken")})

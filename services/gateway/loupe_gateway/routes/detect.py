@@ -66,7 +66,8 @@ def check_image(content_type: str | None, body: bytes) -> str:
     """The declared type, after the checks that need only the bytes' header."""
     declared = (content_type or "").split(";")[0].strip().lower()
     if not declared:
-        raise validation("Content-Type is required: image/png or image/jpeg", ailab_code="UNSUPPORTED_FILE_TYPES")
+        raise validation("Content-Type is required: image/png or image/jpeg",
+                         ailab_code="UNSUPPORTED_FILE_TYPES")
     if declared not in IMAGE_TYPES:
         raise validation(f"Content-Type '{declared[:255]}' is not supported: use image/png or image/jpeg",
                          ailab_code="UNSUPPORTED_FILE_TYPES")
@@ -122,7 +123,8 @@ async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, c
     started = time.perf_counter()
     worker_ms = None
     try:
-        reply = await send_image(gw, topic, body, headers, timeout=gw.settings.detect_timeout_seconds, kind="detect")
+        reply = await send_image(gw, topic, body, headers, timeout=gw.settings.detect_timeout_seconds,
+                                 kind="detect")
         worker_ms = reply.elapsed_ms
     except LoupeError:
         raise LoupeError(ErrorCode.INTERNAL, f"No inference unit answered within "
@@ -131,14 +133,16 @@ async def detect(gw: Gateway, rid: str, project_name: str, model_version: str, c
     finally:
         admission.done(topic, worker_ms)
     roundtrip = (time.perf_counter() - started) * 1000
-    timing = f"roundtrip;dur={roundtrip:.2f}" + (f", inference;dur={reply.elapsed_ms:.2f}" if reply.elapsed_ms else "")
+    timing = f"roundtrip;dur={roundtrip:.2f}" + (f", inference;dur={reply.elapsed_ms:.2f}"
+                                                 if reply.elapsed_ms else "")
     return reply.unwrap(), {"server-timing": timing}
 
 
 @router.post("/projects/{project_name}/models/{model_version}/detect")
 async def detect_anomalies(gw: GatewayDep, rid: RequestId, request: Request, project_name: str,
                            model_version: str, body: Body):
-    result, headers = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"), body)
+    result, headers = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"),
+                                   body)
     body_out = {"DetectAnomalyResult": result["DetectAnomalyResult"]}
     if "HumanLoopActivationOutput" in result:
         # Beside the Lookout shape, as Rekognition and Textract return it. The SDKs drop members
@@ -168,8 +172,8 @@ def _threshold(value: str | None) -> float | None:
     except ValueError:
         number = math.nan
     if not math.isfinite(number):
-        raise AilabError("ERROR_INVALID_PARAMETER", "threshold must be a finite number (the model's score units, "
-                         "see Threshold in the model's evaluation)")
+        raise AilabError("ERROR_INVALID_PARAMETER", "threshold must be a finite number (the model's score "
+                         "units, see Threshold in the model's evaluation)")
     return number
 
 
@@ -182,8 +186,9 @@ async def detect_native(gw: GatewayDep, rid: RequestId, request: Request, projec
     threshold, with_mask = _threshold(q.get("threshold")), _flag(q.get("mask"), "mask")
     with_heatmap = _flag(q.get("heatmap"), "heatmap") if "heatmap" in q else False
     try:
-        result, headers = await detect(gw, rid, project_name, model_version, request.headers.get("content-type"),
-                                       body, threshold=threshold, with_mask=with_mask, with_heatmap=with_heatmap)
+        result, headers = await detect(gw, rid, project_name, model_version,
+                                       request.headers.get("content-type"), body, threshold=threshold,
+                                       with_mask=with_mask, with_heatmap=with_heatmap)
     except LoupeError as err:
         code = err.error.ailab_code or AILAB_FOR_AWS[err.error.code]
         if err.error.code is ErrorCode.CONFLICT and err.error.resource_type is ResourceType.MODEL:

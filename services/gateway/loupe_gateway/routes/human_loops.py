@@ -57,7 +57,8 @@ def _object(fields: dict[str, Any], name: str) -> dict[str, Any]:
 @router.post("/human-loops")
 async def start_human_loop(gw: GatewayDep, rid: RequestId, body: Body):
     fields = parse_json_object(body)
-    classifiers = _object(fields, "DataAttributes").get("ContentClassifiers") if "DataAttributes" in fields else None
+    classifiers = (_object(fields, "DataAttributes").get("ContentClassifiers") if "DataAttributes" in fields
+                   else None)
     if "DataAttributes" in fields and classifiers is None:
         raise validation("Value null at 'dataAttributes.contentClassifiers' failed to satisfy constraint: "
                          "Member must not be null")

@@ -42,6 +42,7 @@ from loupe_common.image_tagging import (
     MAX_WIDE_SIDE,
     MIN_NARROW_SIDE,
     TaggingParams,
+    Version,
 )
 from loupe_common.topics import TAGGING_REQUESTS
 
@@ -73,8 +74,10 @@ def request_id(request: Request) -> str:
     return request.state.request_id
 
 
-def huawei_response(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={"X-Request-Id": request_id(request), **(headers or {})})
+def huawei_response(request: Request, status: int, body: dict,
+                    headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status,
+                        headers={"X-Request-Id": request_id(request), **(headers or {})})
 
 
 def error_response(request: Request, err: HuaweiError) -> JSONResponse:
@@ -127,7 +130,8 @@ async def create_token(request: Request) -> JSONResponse:
             raise
         gw.sign_ins.succeeded(source, account)
         token, claims = issue_token(gw.settings, user, project)
-        return huawei_response(request, 201, token_body(claims, project, gw.settings), {"X-Subject-Token": token})
+        return huawei_response(request, 201, token_body(claims, project, gw.settings),
+                               {"X-Subject-Token": token})
     except HuaweiError as err:
         return error_response(request, err)
 
@@ -164,7 +168,7 @@ def _limiter(request: Request, gw: Gateway) -> RateLimiter:
     return state.tagging_limiter
 
 
-def parse_params(fields: dict[str, Any], version: str) -> tuple[TaggingParams, str | None, str | None]:
+def parse_params(fields: dict[str, Any], version: Version) -> tuple[TaggingParams, str | None, str | None]:
     """(params, base64 image, url) from the body, as the reference says; HuaweiError otherwise."""
     unknown = sorted(set(fields) - FIELDS)
     if unknown:
@@ -179,7 +183,8 @@ def parse_params(fields: dict[str, Any], version: str) -> tuple[TaggingParams, s
     if language not in LANGUAGES:
         raise huawei_error("AIS.0501", "language must be zh or en")
     limit = fields.get("limit", DEFAULT_LIMIT[version])
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT.get(version, limit):
+    if (isinstance(limit, bool) or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_LIMIT.get(version, limit)):
         bound = f"from 1 to {MAX_LIMIT[version]}" if version in MAX_LIMIT else "a positive integer"
         raise huawei_error("AIS.0501", f"limit must be {bound}")
     threshold = fields.get("threshold", DEFAULT_THRESHOLD[version])
@@ -187,7 +192,8 @@ def parse_params(fields: dict[str, Any], version: str) -> tuple[TaggingParams, s
         raise huawei_error("AIS.0501", "threshold must be a number from 0 to 100")
     if not 0 <= threshold <= 100:
         threshold = DEFAULT_THRESHOLD[version]  # "beyond the value range, the default value is used"
-    return TaggingParams(version=version, language=language, limit=limit, threshold=float(threshold)), image, url  # type: ignore[arg-type]
+    return (TaggingParams(version=version, language=language, limit=limit, threshold=float(threshold)),
+            image, url)
 
 
 def decode_image(encoded: str) -> bytes:
@@ -211,7 +217,8 @@ def check_image(data: bytes) -> None:
             with Image.open(io.BytesIO(data)) as img:
                 fmt, (width, height) = img.format, img.size
     except Image.DecompressionBombError:
-        raise huawei_error("AIS.0504", f"The image has too many pixels (wide side at most {MAX_WIDE_SIDE})") from None
+        raise huawei_error("AIS.0504",
+                           f"The image has too many pixels (wide side at most {MAX_WIDE_SIDE})") from None
     except Exception:  # noqa: BLE001 - not an image Pillow can even identify
         if data.startswith(MAGIC):  # a JPG, PNG or BMP cut short before its size: damaged, not foreign
             raise huawei_error("AIS.0503", "The image is damaged: its header is incomplete") from None
@@ -219,8 +226,8 @@ def check_image(data: bytes) -> None:
     if fmt not in FORMATS:
         raise huawei_error("AIS.0502", f"The image format {fmt} is not supported: send JPG, PNG or BMP")
     if min(width, height) < MIN_NARROW_SIDE or max(width, height) > MAX_WIDE_SIDE:
-        raise huawei_error("AIS.0504", f"The image is {width}x{height}: the narrow side must be greater than 15 px "
-                           f"and the wide side at most {MAX_WIDE_SIDE} px")
+        raise huawei_error("AIS.0504", f"The image is {width}x{height}: the narrow side must be greater than "
+                           f"15 px and the wide side at most {MAX_WIDE_SIDE} px")
 
 
 async def _image_from_url(gw: Gateway, url: str) -> bytes:
@@ -230,21 +237,22 @@ async def _image_from_url(gw: Gateway, url: str) -> bytes:
     except FetchRefused as exc:
         raise huawei_error("ModelArts.4601", f"The external URL is invalid: {exc}") from None
     except FetchFailed as exc:
-        raise huawei_error("ModelArts.4603", f"The file failed to be downloaded from the external URL: {exc}") from None
+        raise huawei_error("ModelArts.4603",
+                           f"The file failed to be downloaded from the external URL: {exc}") from None
 
 
 async def _tag(gw: Gateway, rid: str, data: bytes, params: TaggingParams) -> dict:
     headers = {H_REQUEST_ID: rid, H_VERSION: params.version, H_LANGUAGE: params.language,
                H_LIMIT: str(params.limit), H_THRESHOLD: repr(params.threshold)}
     try:
-        reply = await send_image(gw, TAGGING_REQUESTS, data, headers, timeout=gw.settings.tagging_timeout_seconds,
-                                 kind="tagging")
+        reply = await send_image(gw, TAGGING_REQUESTS, data, headers,
+                                 timeout=gw.settings.tagging_timeout_seconds, kind="tagging")
     except LoupeError:
         raise huawei_error("AIS.0506", "No inference worker answered in time; try again") from None
     return reply.unwrap()
 
 
-async def _tagging(request: Request, version: str, project_id: str | None = None) -> JSONResponse:
+async def _tagging(request: Request, version: Version, project_id: str | None = None) -> JSONResponse:
     gw = _gateway(request)
     try:
         body = await _body(request)
@@ -267,7 +275,8 @@ async def _tagging(request: Request, version: str, project_id: str | None = None
         log.exception("tagging %s failed", request_id(request))
         return error_response(request, huawei_error("AIS.0506"))
     if "error_code" in answer:
-        return huawei_response(request, 400, {"error_code": answer["error_code"], "error_msg": answer["error_msg"]})
+        return huawei_response(request, 400,
+                               {"error_code": answer["error_code"], "error_msg": answer["error_msg"]})
     return huawei_response(request, 200, answer)
 
 

@@ -26,7 +26,8 @@ Body = Annotated[bytes, Depends(_body)]
 @router.post("")
 async def create_access_key(gw: GatewayDep, rid: RequestId, body: Body) -> JSONResponse:
     fields = parse_json_object(body)
-    cmd = build(m.CreateAccessKey, request_id=rid, role=fields.get("role"), description=fields.get("description"))
+    cmd = build(m.CreateAccessKey, request_id=rid, role=fields.get("role"),
+                description=fields.get("description"))
     response = envelope(rid, await ask(gw, cmd, "access-keys"))
     response.headers["Cache-Control"] = "no-store"  # the answer carries the secret
     return response
@@ -46,4 +47,5 @@ async def update_access_key(gw: GatewayDep, rid: RequestId, key_id: str, body: B
 
 @router.delete("/{key_id}")
 async def delete_access_key(gw: GatewayDep, rid: RequestId, key_id: str) -> JSONResponse:
-    return envelope(rid, await ask(gw, build(m.DeleteAccessKey, request_id=rid, key_id=key_id), "access-keys"))
+    return envelope(rid, await ask(gw, build(m.DeleteAccessKey, request_id=rid, key_id=key_id),
+                                   "access-keys"))

@@ -23,6 +23,7 @@ from loupe_common import training_messages as tm
 from loupe_common.arn import ResourceArn, parse_arn
 from loupe_common.errors import ResourceType, validation
 from loupe_common.lookout import MAX_DATASET_CHANGES_BYTES, MAX_TAGS
+from loupe_common.messages import Command
 from loupe_common.topics import DATASET_COMMANDS, HOSTING_COMMANDS, TRAINING_COMMANDS
 
 from ..auth import signed_body
@@ -109,7 +110,8 @@ async def delete_dataset(
     gw: GatewayDep, rid: RequestId, project_name: str, dataset_type: str, token: ClientTokenHeader = None
 ):
     cmd = build(
-        dm.DeleteDataset, request_id=rid, client_token=token, project_name=project_name, dataset_type=dataset_type
+        dm.DeleteDataset, request_id=rid, client_token=token, project_name=project_name,
+        dataset_type=dataset_type,
     )
     return await to_dataset_service(gw, cmd, project_name)
 
@@ -119,9 +121,11 @@ def _timestamp(name: str, raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromtimestamp(float(raw), UTC) if raw.replace(".", "", 1).isdigit() else datetime.fromisoformat(raw)
+        value = (datetime.fromtimestamp(float(raw), UTC) if raw.replace(".", "", 1).isdigit()
+                 else datetime.fromisoformat(raw))
     except (ValueError, OverflowError):
-        raise validation(f"Value '{raw}' at '{name}' failed to satisfy constraint: Member must be a timestamp") from None
+        raise validation(f"Value '{raw}' at '{name}' failed to satisfy constraint: "
+                         "Member must be a timestamp") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -129,7 +133,8 @@ def _boolean(name: str, raw: str | None) -> bool | None:
     if raw is None:
         return None
     if raw.lower() not in ("true", "false"):
-        raise validation(f"Value '{raw}' at '{name}' failed to satisfy constraint: Member must be true or false")
+        raise validation(f"Value '{raw}' at '{name}' failed to satisfy constraint: "
+                         "Member must be true or false")
     return raw.lower() == "true"
 
 
@@ -168,10 +173,12 @@ async def update_dataset_entries(
     except (binascii.Error, ValueError):
         raise validation("'changes' must be base64-encoded JSON Lines") from None
     if not changes:
-        raise validation("'changes' failed to satisfy constraint: Member must have length greater than or equal to 1")
+        raise validation("'changes' failed to satisfy constraint: "
+                         "Member must have length greater than or equal to 1")
     if len(changes) > MAX_DATASET_CHANGES_BYTES:
         raise validation(
-            f"'changes' failed to satisfy constraint: Member must have length less than or equal to {MAX_DATASET_CHANGES_BYTES}"
+            "'changes' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_DATASET_CHANGES_BYTES}"
         )
     # Validate the addressing before storing anything, then hand the changes over by claim check.
     build(dm.DescribeDataset, request_id=rid, project_name=project_name, dataset_type=dataset_type)
@@ -197,18 +204,21 @@ def _resource_arn(gw: GatewayDep, request: Request):
     raw = request.scope["raw_path"].decode("latin-1")
     arn = unquote(raw.split("/tags/", 1)[1])
     if not 1 <= len(arn) <= 1011:
-        raise validation("Value at 'resourceArn' failed to satisfy constraint: Member must have length between 1 and 1011")
+        raise validation("Value at 'resourceArn' failed to satisfy constraint: "
+                         "Member must have length between 1 and 1011")
     return parse_arn(gw.settings, arn)
 
 
-async def _to_owner(gw: GatewayDep, rid: str, target: ResourceArn, project_cls: type, model_cls: type,
-                    **fields) -> JSONResponse:
+async def _to_owner(gw: GatewayDep, rid: str, target: ResourceArn, project_cls: type[Command],
+                    model_cls: type[Command], **fields) -> JSONResponse:
     """Project tags live with the dataset service, model tags with the training service."""
     if target.resource_type is ResourceType.PROJECT:
-        topic, cmd = DATASET_COMMANDS, build(project_cls, request_id=rid, project_name=target.project_name, **fields)
+        topic, cmd = DATASET_COMMANDS, build(project_cls, request_id=rid, project_name=target.project_name,
+                                             **fields)
     else:
         topic, cmd = TRAINING_COMMANDS, build(
-            model_cls, request_id=rid, project_name=target.project_name, model_version=target.model_version, **fields
+            model_cls, request_id=rid, project_name=target.project_name, model_version=target.model_version,
+            **fields,
         )
     return reply_response(await gw.rpc.request(topic, cmd, key=target.project_name))
 
@@ -216,7 +226,8 @@ async def _to_owner(gw: GatewayDep, rid: str, target: ResourceArn, project_cls: 
 def _check_count(name: str, values: list) -> None:
     if len(values) > MAX_TAGS:
         raise validation(
-            f"Value at '{name}' failed to satisfy constraint: Member must have length less than or equal to {MAX_TAGS}"
+            f"Value at '{name}' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_TAGS}"
         )
 
 
@@ -250,7 +261,8 @@ async def to_training_service(gw: GatewayDep, cmd: tm.Command, key: str) -> JSON
 
 
 @router.post("/projects/{project_name}/models")
-async def create_model(gw: GatewayDep, rid: RequestId, project_name: str, body: Body, token: ClientTokenHeader = None):
+async def create_model(gw: GatewayDep, rid: RequestId, project_name: str, body: Body,
+                       token: ClientTokenHeader = None):
     fields = parse_json_object(body)
     tags = fields.get("Tags")
     if isinstance(tags, list):

@@ -49,14 +49,17 @@ async def evaluation(gw: GatewayDep, rid: RequestId, project_name: str, model_ve
 
 
 @router.get("/projects/{project_name}/models/{model_version}/artifacts/{name}")
-async def artifact(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str, name: str) -> Response:
+async def artifact(gw: GatewayDep, rid: RequestId, project_name: str, model_version: str,
+                   name: str) -> Response:
     if name not in MEDIA_TYPES:
-        raise AilabError("ERROR_FILE_NOT_FOUND", f"No artifact named {name}; one of: {', '.join(MEDIA_TYPES)}")
+        raise AilabError("ERROR_FILE_NOT_FOUND",
+                         f"No artifact named {name}; one of: {', '.join(MEDIA_TYPES)}")
     found = await _artifacts(gw, rid, project_name, model_version)
     try:
         content = await gw.blobs.get(found["artifacts"][name])
     except (BlobNotFound, KeyError):
-        raise AilabError("ERROR_FILE_NOT_FOUND", f"{name} of model version {found['model_version']} is missing") from None
+        raise AilabError("ERROR_FILE_NOT_FOUND",
+                         f"{name} of model version {found['model_version']} is missing") from None
     return Response(content, media_type=MEDIA_TYPES[name])
 
 
@@ -71,7 +74,8 @@ async def hosting(gw: GatewayDep, rid: RequestId, project_name: str, model_versi
 @router.get("/projects/{project_name}/packaging-jobs/{job_name}/bundle")
 async def packaging_bundle(gw: GatewayDep, rid: RequestId, project_name: str, job_name: str) -> Response:
     cmd = build(tm.DescribeModelPackagingJob, request_id=rid, project_name=project_name, job_name=job_name)
-    job = (await gw.rpc.request(TRAINING_COMMANDS, cmd, key=project_name)).unwrap()["ModelPackagingDescription"]
+    job = (await gw.rpc.request(TRAINING_COMMANDS, cmd,
+                                key=project_name)).unwrap()["ModelPackagingDescription"]
     if job["Status"] != tm.PACKAGING_SUCCEEDED:
         raise AilabError("ERROR_TASK_CONFLICT", f"packaging job {job_name} is {job['Status']}; "
                          "its bundle exists once it has SUCCEEDED")
@@ -79,6 +83,7 @@ async def packaging_bundle(gw: GatewayDep, rid: RequestId, project_name: str, jo
     try:
         content = await asyncio.to_thread(gw.buckets.read, bucket, key, max_bytes=MAX_BUNDLE_BYTES)
     except BucketError as error:
-        raise AilabError("ERROR_FILE_NOT_FOUND", f"the bundle of {job_name} is gone from s3://{bucket}/{key}: {error}") from None
+        raise AilabError("ERROR_FILE_NOT_FOUND",
+                         f"the bundle of {job_name} is gone from s3://{bucket}/{key}: {error}") from None
     return Response(content, media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{key.rsplit("/", 1)[-1]}"'})

@@ -43,7 +43,8 @@ async def _image_from_request(request: Request, body: bytes) -> tuple[bytes, str
     if content_type not in IMAGE_TYPES:
         raise AilabError(
             "UNSUPPORTED_FILE_TYPES",
-            f"Content-Type must be image/png, image/jpeg or multipart/form-data, not '{content_type or 'none'}'",
+            "Content-Type must be image/png, image/jpeg or multipart/form-data, "
+            f"not '{content_type or 'none'}'",
         )
     if not body:
         raise AilabError("MISSING_PARAMETERS", "The request body is empty; send the image bytes")

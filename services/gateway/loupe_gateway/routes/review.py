@@ -86,7 +86,8 @@ async def delete_flow_definition(gw: GatewayDep, rid: RequestId, name: str):
 @admin.post("/reviewers")
 async def create_reviewer(gw: GatewayDep, rid: RequestId, body: AdminBody):
     fields = parse_json_object(body)
-    cmd = build(m.CreateReviewer, request_id=rid, username=fields.get("username"), password=fields.get("password"))
+    cmd = build(m.CreateReviewer, request_id=rid, username=fields.get("username"),
+                password=fields.get("password"))
     return envelope(rid, await ask(gw, cmd, cmd.username))
 
 
@@ -134,7 +135,8 @@ def _session(token: str | None) -> str:
     return token
 
 
-async def _reviewer_call(gw: Gateway, cmd_type: type, rid: str, token: str | None, key: str, **fields: Any) -> dict:
+async def _reviewer_call(gw: Gateway, cmd_type: type[m.ReviewerCommand], rid: str, token: str | None,
+                         key: str, **fields: Any) -> dict:
     try:
         cmd = build(cmd_type, request_id=rid, session=_session(token), **fields)
         return await ask(gw, cmd, key)
@@ -148,7 +150,8 @@ def _same_origin(request: Request) -> None:
     """A state change with the reviewer's cookie comes from this gateway's own page."""
     origin = request.headers.get("origin")
     if origin is not None and not cs.same_origin(request, origin):
-        raise AilabError("AI_SERVICE_UNAUTHORIZED", f"Requests from {origin[:200]} may not use the reviewer's session")
+        raise AilabError("AI_SERVICE_UNAUTHORIZED",
+                         f"Requests from {origin[:200]} may not use the reviewer's session")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -163,7 +166,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
 async def review_page() -> HTMLResponse:
     html = files("loupe_gateway").joinpath("static/review.html").read_text(encoding="utf-8")
     return HTMLResponse(html, headers={
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                   "style-src 'self' 'unsafe-inline'; "
                                    "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
         "Cache-Control": "no-store"})
 
@@ -231,7 +235,8 @@ async def task_file(gw: GatewayDep, rid: RequestId, loop: str, which: str, sessi
 async def answer_task(gw: GatewayDep, rid: RequestId, loop: str, request: Request, session: Session = None):
     fields = await _json_body(request)
     # Checked before anything is stored: the session (the service then checks the claim) and the name.
-    build(m.AnswerTask, request_id=rid, session=_session(session), human_loop_name=loop, label=fields.get("label"))
+    build(m.AnswerTask, request_id=rid, session=_session(session), human_loop_name=loop,
+          label=fields.get("label"))
     mask_key = await _store_mask(gw, loop, fields["mask"]) if fields.get("mask") else None
     try:
         result = await _reviewer_call(gw, m.AnswerTask, rid, session, loop, human_loop_name=loop,

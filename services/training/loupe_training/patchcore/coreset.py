@@ -26,7 +26,8 @@ class KCenterGreedySampler:
         if dim <= self.projection_dim:
             return points.astype(np.float32)
         rng = np.random.default_rng(self.seed)
-        matrix = rng.normal(0, 1 / np.sqrt(self.projection_dim), (dim, self.projection_dim)).astype(np.float32)
+        matrix = rng.normal(0, 1 / np.sqrt(self.projection_dim),
+                            (dim, self.projection_dim)).astype(np.float32)
         return points.astype(np.float32) @ matrix
 
     def select_coreset(self, points: np.ndarray, size: int) -> np.ndarray:
@@ -50,7 +51,8 @@ class KCenterGreedySampler:
         for step in range(per_chunk):
             chosen[step] = padded[rows, pick]
             centres = projected[rows, pick]  # (chunks, dim)
-            distance = norms - 2 * np.matmul(projected, centres[:, :, None])[..., 0] + norms[rows, pick][:, None]
+            distance = (norms - 2 * np.matmul(projected, centres[:, :, None])[..., 0]
+                        + norms[rows, pick][:, None])
             np.minimum(nearest, distance, out=nearest)
             nearest[rows, pick] = -np.inf
             pick = np.argmax(nearest, axis=1)

@@ -75,7 +75,8 @@ class Detector:
     def scoring(self) -> Scoring:
         return Scoring(top_k=self.config.top_k, subtract_background=self.config.subtract_background)
 
-    def image_scores(self, maps: np.ndarray, places: list[Placement], scoring: Scoring | None = None) -> np.ndarray:
+    def image_scores(self, maps: np.ndarray, places: list[Placement],
+                     scoring: Scoring | None = None) -> np.ndarray:
         rule = scoring or self.scoring
         return np.array([image_score(m, p, rule) for m, p in zip(maps, places, strict=True)])
 
@@ -85,7 +86,8 @@ class Detector:
         return self.image_scores(self.loo_maps, self.loo_places)
 
     def use_scoring(self, scoring: Scoring) -> None:
-        self.config = replace(self.config, top_k=scoring.top_k, subtract_background=scoring.subtract_background)
+        self.config = replace(self.config, top_k=scoring.top_k,
+                              subtract_background=scoring.subtract_background)
 
     def fit(self, batches: Iterable[Batch], total: int, progress: Progress | None = None) -> None:
         """batches: normal training images, `total` in all."""
@@ -114,7 +116,8 @@ class Detector:
                     kept_places.append(place)
                 seen += 1
             if progress:
-                progress(f"Extracted features of {seen} of {total} training images", 0.6 * seen / max(total, 1))
+                progress(f"Extracted features of {seen} of {total} training images",
+                         0.6 * seen / max(total, 1))
         pool = np.concatenate(pools)
         owners = np.concatenate(owner_parts)
         del pools, owner_parts
@@ -136,7 +139,8 @@ class Detector:
         scale, shift = border_normalisation(loo, cfg.border_rings)
         self.scorer = PatchScorer(bank, radii, grid, cfg.image_size, scale, shift, cfg.blur_sigma)
         self.loo_maps = self.scorer.anomaly_maps(loo * scale + shift)
-        self.loo_places = kept_places[: len(self.loo_maps)] or [Placement(0, 0, cfg.image_size, cfg.image_size)]
+        self.loo_places = (kept_places[: len(self.loo_maps)]
+                           or [Placement(0, 0, cfg.image_size, cfg.image_size)])
         # Mask pixels are judged on the map's own scale: above what normal images reach.
         peaks = np.array([p.crop(m).max() for m, p in zip(self.loo_maps, self.loo_places, strict=True)])
         self.pixel_threshold = float(peaks.mean() + 3 * (peaks.std(ddof=1) if len(peaks) > 1 else 0.0))
@@ -150,7 +154,8 @@ class Detector:
 
     def anomaly_maps(self, features: np.ndarray) -> np.ndarray:
         """(n, h, w, D) patch features -> anomaly maps (n, S, S)."""
-        assert self.scorer is not None, "fit first"
+        if self.scorer is None:
+            raise RuntimeError("fit first")
         return self.scorer.anomaly_maps(self.scorer.patch_maps(features))
 
     def calibrate(self, normal_scores: np.ndarray, anomaly_scores: np.ndarray | None) -> Calibration:

@@ -23,7 +23,7 @@ from .geometry import bilinear_matrix
 OPSET = 17
 
 
-def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
+def _const(name: str, value: np.ndarray | np.generic) -> onnx.TensorProto:
     return numpy_helper.from_array(np.ascontiguousarray(value), name)
 
 
@@ -43,12 +43,13 @@ def _preprocess_graph(size: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
-def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]],
+def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, ...]],
                 exemplars: np.ndarray | None = None) -> onnx.ModelProto:
     """The PatchCore head; with `exemplars` (K, M, C), unit rows, also class_scores (h*w, K): each
     patch's cosine similarity to its nearest exemplar of each anomaly class."""
     scorer = detector.scorer
-    assert scorer is not None
+    if scorer is None:
+        raise ValueError("the detector is not fitted")
     taps = detector.extractor.taps
     h, w = scorer.grid
     nodes, inits = [], []
@@ -104,7 +105,8 @@ def _head_graph(detector: Detector, tap_shapes: dict[str, tuple[int, int, int]],
     inits.append(_const("one_axis", np.array([1], np.int64)))
     inputs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, [1, *tap_shapes[t]]) for t in taps]
     outputs = [
-        helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, [1, 1, scorer.image_size, scorer.image_size]),
+        helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT,
+                                      [1, 1, scorer.image_size, scorer.image_size]),
     ]
     if exemplars is not None:
         k, m, c = exemplars.shape
@@ -129,7 +131,8 @@ def build_graph(detector: Detector, exemplars: np.ndarray | None = None) -> onnx
     size = detector.config.image_size
     backbone = onnx.load(detector.extractor.backbone_path)
     tap_shapes = {}
-    probe = detector.extractor.session.run(detector.extractor.taps, {"image": np.zeros((1, 3, size, size), np.float32)})
+    probe = detector.extractor.session.run(detector.extractor.taps,
+                                           {"image": np.zeros((1, 3, size, size), np.float32)})
     for tap, value in zip(detector.extractor.taps, probe, strict=True):
         tap_shapes[tap] = tuple(int(v) for v in value.shape[1:])
     # Keep only the taps the head reads; the rest of the backbone's outputs are pruned.
@@ -155,7 +158,8 @@ def export(detector: Detector, directory: Path, *, extra: dict | None = None,
            exemplars: np.ndarray | None = None) -> tuple[Path, Path]:
     """Write model.onnx and model.json (the sidecar) into directory. `exemplars`: a segmentation
     model's anomaly class exemplars (two or more classes), in the order of the sidecar's classes."""
-    assert detector.scorer is not None and detector.calibration is not None
+    if detector.scorer is None or detector.calibration is None:
+        raise ValueError("the detector is not fitted and calibrated")
     directory.mkdir(parents=True, exist_ok=True)
     model = build_graph(detector, exemplars)
     onnx_path = directory / "model.onnx"
