@@ -48,6 +48,15 @@ def test_every_image_gets_exactly_one_result(stack, hosted):
             envelope = {"project": PROJECT, "model_version": "1", "image_id": "as-json",
                         "image": base64.b64encode(pattern_png(7200)).decode()}
             await stream.send("as-json", json.dumps(envelope).encode(), [("content-type", b"application/json")])
+            # file:// references: read inside LOUPE_FILE_REF_ROOTS only; outside, an existing file and a
+            # missing one get the same answer (the finding: the errors told which host files exist).
+            inside = stack.data_dir / "ingest-ref.png"
+            inside.write_bytes(pattern_png(7300))
+            for image_id, path in (("ref-inside", inside.resolve()), ("ref-exists", "/etc/hostname"),
+                                   ("ref-missing", "/etc/no-such-file.png")):
+                ref = {"project": PROJECT, "model_version": "1", "image_id": image_id,
+                       "content_type": "image/png", "image_ref": f"file://{path}"}
+                await stream.send(image_id, json.dumps(ref).encode(), [("content-type", b"application/json")])
             await stream.collect(timeout=90)
             return stream
 
@@ -68,6 +77,11 @@ def test_every_image_gets_exactly_one_result(stack, hosted):
         result = stream.outcome(image_id)
         assert result["error_detail"]["code"] == code, result
         assert result["error_code"] == status and result["error_detail"]["message"]
+    assert stream.outcome("ref-inside")["data"]["DetectAnomalyResult"]["IsAnomalous"] is False
+    exists, missing = stream.outcome("ref-exists"), stream.outcome("ref-missing")
+    assert exists["error_detail"]["code"] == missing["error_detail"]["code"] == "ERROR_PARAMETERS", exists
+    assert exists["error_detail"]["message"].replace("/etc/hostname", "P") == \
+        missing["error_detail"]["message"].replace("/etc/no-such-file.png", "P")
     ids = [r[0]["request_id"] for r in stream.results.values()]
     assert len(set(ids)) == len(ids)
 
