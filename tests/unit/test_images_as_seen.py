@@ -96,3 +96,27 @@ def test_a_rotated_image_gets_its_mask_in_the_displayed_orientation(runtime):  #
     result, _, info = detect(runtime, data, content_type="image/jpeg", threshold=-1e9, with_mask=True)
     mask = Image.open(io.BytesIO(base64.b64decode(result["DetectAnomalyResult"]["AnomalyMask"])))
     assert mask.size == (160, 96) == (info.width, info.height)
+
+
+def test_a_large_jpeg_is_decoded_reduced_with_its_full_displayed_size_kept(runtime):  # noqa: F811
+    """Issue 19: the pixel work of one request is bounded; a 4000 x 3000 JPEG (shown turned by
+    EXIF) is decoded at libjpeg's reduced scale, while its size, and its mask, stay the full ones."""
+    from loupe_inference.scoring import detect
+
+    with Image.open(io.BytesIO(pattern_png(501, defect=True, size=160))) as image:
+        stored = image.convert("RGB").resize((4000, 3000), Image.Resampling.BILINEAR)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    stored.save(out, "JPEG", quality=90, exif=exif.tobytes())
+    data = out.getvalue()
+    full_info, full = decode_image(data)
+    info, reduced = decode_image(data, reduce_to=1024 * 1024)
+    assert (full_info.width, full_info.height) == full.size == (3000, 4000)  # shown turned
+    assert (info.width, info.height) == (3000, 4000)
+    assert reduced.size == (1500, 2000)  # libjpeg's 1/2: the smallest scale keeping 1024 x 1024 pixels
+    result, detection, info = detect(runtime, data, content_type="image/jpeg", threshold=-1e9, with_mask=True)
+    mask = Image.open(io.BytesIO(base64.b64decode(result["DetectAnomalyResult"]["AnomalyMask"])))
+    assert mask.size == (3000, 4000)
+    png_result, _, _ = detect(runtime, png(full), content_type="image/png", threshold=-1e9, with_mask=True)
+    assert detection.score == pytest.approx(png_result["Score"], abs=0.05 * abs(png_result["Score"]) + 1e-3)

@@ -93,8 +93,10 @@ class ModelRuntime:
         return float(anomaly_model.confidence(score, threshold, self.temperature))
 
     def detect(self, image: Image.Image, *, threshold: float | None = None,
-               with_mask: bool = True) -> Detection:
-        """Score one decoded image. A custom threshold moves the image and pixel thresholds together."""
+               with_mask: bool = True, size: tuple[int, int] | None = None) -> Detection:
+        """Score one decoded image. A custom threshold moves the image and pixel thresholds together.
+        `size`: the image's full size when it was decoded reduced (the mask is of that size)."""
+        size = size or image.size
         t = self.threshold if threshold is None else float(threshold)
         pixel_t = self.pixel_threshold + (t - self.threshold)
         pixels, place = to_pixels(image, self.size)
@@ -108,7 +110,7 @@ class ModelRuntime:
         fraction = 0.0
         found: list[tuple[AnomalyClassSpec, float]] = []
         if is_anomalous:
-            work = work_size(image.size)
+            work = work_size(size)
             heat = anomaly_model.map_on_image(region, work)
             full = anomaly_model.anomaly_mask(region, pixel_t, work, heat)
             fraction = float(full.mean())
@@ -122,9 +124,9 @@ class ModelRuntime:
             found = [(spec, float(share)) for spec, share in zip(self.classes, shares, strict=True)
                      if share > 0]
             if with_mask:
-                mask_png = _mask_png(classes, tuple(c.color for c in self.classes), image.size)
+                mask_png = _mask_png(classes, tuple(c.color for c in self.classes), size)
         elif with_mask:
-            mask_png = _background_png(*image.size)
+            mask_png = _background_png(*size)
         return Detection(score, t, is_anomalous, self.confidence(score, t), fraction, mask_png, region,
                          pixel_t, self.kind, found)
 
