@@ -584,7 +584,10 @@ def list_keys(endpoint_url: EndpointOption = None, region: RegionOption = None) 
     from . import keys
 
     console, found = _native_call(endpoint_url, region, keys.list_all)
-    table = Table("access key id", "role", "status", "created", "description")
+    table = Table()
+    table.add_column("access key id", no_wrap=True)  # never cut: it is copied from here
+    for name in ("role", "status", "created", "description"):
+        table.add_column(name)
     for key in found:
         table.add_row(key["access_key_id"], key["role"], key["status"], key["created_at"] or "(settings)",
                       key["description"])
