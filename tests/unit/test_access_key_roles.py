@@ -106,3 +106,31 @@ def test_the_key_commands_validate_their_fields():
         m.CreateAccessKey(request_id="r", role="detect", description="x" * 257)
     with pytest.raises(ValueError):
         m.UpdateAccessKey(request_id="r", key_id="lower-case", status="Active")
+
+
+def test_a_key_the_table_has_not_brought_is_asked_for_at_a_bounded_rate(state):
+    """A gateway that has not received the table (just started, or its table consumer lags) asks
+    the human-loop service for an unknown key, at most LOOKUP_BURST at once and then
+    LOOKUPS_PER_SECOND, so random key ids cannot become a flood of lookups."""
+    from loupe_gateway.keyring import LOOKUP_BURST
+
+    class Rpc:
+        calls = 0
+
+        async def request(self, topic, cmd, key):  # noqa: ANN001, ANN202 - the RequestClient's shape
+            Rpc.calls += 1
+            return await keys.resolve(state, cmd)
+
+    async def scenario() -> None:
+        created = (await keys.create(state, m.CreateAccessKey(request_id="r", role=Role.READ_ONLY))).unwrap()
+        ring = KeyRing(state.settings)
+        found = await ring.lookup(Rpc(), created["access_key_id"])
+        assert found is not None and found.role is Role.READ_ONLY
+        assert ring.get(created["access_key_id"]) == found  # kept until the next table
+        assert await ring.lookup(Rpc(), "LKIANOSUCHKEY0000000") is None
+        assert await ring.lookup(Rpc(), "not a key id") is None  # not even asked
+        for _ in range(3 * LOOKUP_BURST):
+            await ring.lookup(Rpc(), "LKIANOSUCHKEY0000000")
+        assert Rpc.calls <= LOOKUP_BURST + 2  # the burst, and what refilled during the loop
+
+    asyncio.run(scenario())

@@ -355,6 +355,13 @@ class DeleteAccessKey(Command):
     key_id: KeyId
 
 
+class ResolveAccessKey(Command):
+    """A gateway's lookup of a key its table does not have yet: the published form, or NotFound."""
+
+    operation: Literal["ResolveAccessKey"] = "ResolveAccessKey"
+    key_id: KeyId
+
+
 class SignIn(Command):
     operation: Literal["SignIn"] = "SignIn"
     username: Annotated[str, StringConstraints(max_length=64)]
@@ -410,7 +417,8 @@ HumanLoopCommand = Annotated[
     StartHumanLoop | DescribeHumanLoop | ListHumanLoops | StopHumanLoop | DeleteHumanLoop
     | GetHumanLoopOutput | CreateFlowDefinition | DescribeFlowDefinition | ListFlowDefinitions
     | DeleteFlowDefinition | ReviewedImages | CreateReviewer | ListReviewers | DeleteReviewer
-    | CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey | SignIn | WhoAmI | SignOut
+    | CreateAccessKey | ListAccessKeys | UpdateAccessKey | DeleteAccessKey | ResolveAccessKey
+    | SignIn | WhoAmI | SignOut
     | ReviewQueue | ClaimTask | TaskFile | AnswerTask | SkipTask,
     Field(discriminator="operation"),
 ]

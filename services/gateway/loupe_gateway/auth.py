@@ -39,7 +39,7 @@ def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES,
         # The role is checked after the signature, so it is told only to the key's holder.
         credential = check_credential(headers, region=settings.region,
                                       also_regions=settings.signing_region_set, services=services)
-        key = gw.keys.get(credential.key_id)
+        key = gw.keys.get(credential.key_id) or await gw.keys.lookup(gw.rpc, credential.key_id)
         if key is None:
             raise unknown_key()
         body = await read_body(request, limit)

@@ -97,6 +97,8 @@ async def dispatch(state: HumanLoopState, cmd: Any) -> Reply:
             return await keys.update(state, cmd)
         case m.DeleteAccessKey():
             return await keys.delete(state, cmd)
+        case m.ResolveAccessKey():
+            return await keys.resolve(state, cmd)
         case m.SignIn():
             return await review.sign_in(state, cmd)
         case m.WhoAmI():

@@ -69,8 +69,18 @@ async def delete(state: HumanLoopState, cmd: m.DeleteAccessKey) -> Reply:
     return Reply.success({})
 
 
+async def resolve(state: HumanLoopState, cmd: m.ResolveAccessKey) -> Reply:
+    key = await state.keys.find_one({"_id": cmd.key_id, "status": KeyStatus.ACTIVE.value})
+    if key is None:
+        raise LoupeError(ErrorCode.NOT_FOUND, f"Access key {cmd.key_id} does not exist or is disabled")
+    return Reply.success(_published(key).model_dump(mode="json"))
+
+
+def _published(key: dict[str, Any]) -> PublishedKey:
+    return PublishedKey(key_id=key["_id"], role=key["role"], status=key["status"],
+                        sealed_secret=key["sealed_secret"])
+
+
 async def key_table(state: HumanLoopState, generation: int) -> KeyTable:
     found = await state.keys.find({}).to_list(length=None)
-    return KeyTable(generation=generation, sent_at=now(), keys=[
-        PublishedKey(key_id=k["_id"], role=k["role"], status=k["status"], sealed_secret=k["sealed_secret"])
-        for k in found])
+    return KeyTable(generation=generation, sent_at=now(), keys=[_published(k) for k in found])
