@@ -130,7 +130,14 @@ async def test_unsigned_and_foreign_requests_are_refused_before_their_body_is_re
     from loupe_gateway.keyring import KeyRing
 
     settings = Settings(_env_file=None)
-    app = SimpleNamespace(state=SimpleNamespace(gateway=SimpleNamespace(settings=settings, keys=KeyRing(settings))))
+    class NoLookups:  # an unknown key is asked of the human-loop service: here it knows none
+        async def request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            from loupe_common.errors import ErrorCode, LoupeError
+
+            raise LoupeError(ErrorCode.NOT_FOUND, "no such key")
+
+    gateway = SimpleNamespace(settings=settings, keys=KeyRing(settings), rpc=NoLookups())
+    app = SimpleNamespace(state=SimpleNamespace(gateway=gateway))
     now = datetime.now(UTC)
 
     async def receive():
