@@ -14,7 +14,7 @@ from loupe_common.access_keys import Area
 from . import console_session
 from .bodies import read_body
 from .context import Gateway
-from .keyring import require
+from .keyring import endpoint_name, require
 from .replay_guard import guarded
 from .sigv4 import SignedRequest, check_credential, check_signature, unknown_key
 
@@ -47,8 +47,7 @@ def signed_body(limit: int, services: frozenset[str] = LOOKOUT_SERVICES,
                                raw_query=scope["query_string"].decode("latin-1"), headers=headers, body=body)
         check_signature(signed, credential, key.secret)
         require(key, area, request, credential.service)
-        endpoint = getattr(request.scope.get("endpoint"), "__name__", "")
-        if area is not Area.DETECT and guarded(request.method, endpoint, dict(headers)):
+        if area is not Area.DETECT and guarded(request.method, endpoint_name(request), dict(headers)):
             gw.replays.claim(credential.signature, credential.valid_until)
             # The answer decides whether a retry may send the same signature (replay_guard).
             request.state.on_response = lambda status: gw.replays.finish(credential.signature, status)

@@ -91,11 +91,15 @@ class KeyRing:
         return key if key is not None and good else None
 
 
+def endpoint_name(request: Request) -> str:
+    """The route function's name (create_project), or "" before routing."""
+    return getattr(request.scope.get("endpoint"), "__name__", "")
+
+
 def operation(request: Request) -> str:
     """The route's operation name, for messages: create_project -> CreateProject."""
-    endpoint = request.scope.get("endpoint")
-    name = getattr(endpoint, "__name__", "") or request.url.path
-    return "".join(part.capitalize() for part in name.split("_")) if endpoint else name
+    name = endpoint_name(request)
+    return "".join(part.capitalize() for part in name.split("_")) if name else request.url.path
 
 
 def require(key: Key, area: Area, request: Request, service: str = "lookoutvision") -> None:
